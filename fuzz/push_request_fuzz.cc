@@ -1,0 +1,16 @@
+// libFuzzer target: the push request parser (app side)
+#include "core/wire.h"
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  const std::string_view in(reinterpret_cast<const char*>(data), size);
+  auto r = horizon::wire::parse_push_request(in);
+  if (!r) return 0;
+  auto again = horizon::wire::parse_push_request(horizon::wire::to_json(*r));
+  if (!again || again->lines.size() != r->lines.size()) __builtin_trap();
+  return 0;
+}

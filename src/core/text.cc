@@ -1,0 +1,60 @@
+#include "core/text.h"
+
+#include <fmt/format.h>
+
+namespace horizon {
+
+std::optional<std::size_t> find_invalid_utf8(std::string_view s) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const std::size_t n = s.size();
+  std::size_t i = 0;
+  while (i < n) {
+    const unsigned c = p[i];
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    std::size_t len;
+    unsigned lo = 0x80, hi = 0xBF;  // allowed range of the second byte
+    if (c >= 0xC2 && c <= 0xDF) {
+      len = 2;
+    } else if (c == 0xE0) {
+      len = 3, lo = 0xA0;  // no overlong 3-byte forms
+    } else if (c == 0xED) {
+      len = 3, hi = 0x9F;  // no surrogates U+D800..U+DFFF
+    } else if (c >= 0xE1 && c <= 0xEF) {
+      len = 3;
+    } else if (c == 0xF0) {
+      len = 4, lo = 0x90;  // no overlong 4-byte forms
+    } else if (c >= 0xF1 && c <= 0xF3) {
+      len = 4;
+    } else if (c == 0xF4) {
+      len = 4, hi = 0x8F;  // nothing above U+10FFFF
+    } else {
+      return i;  // continuation byte, C0/C1 overlong lead, or F5..FF
+    }
+    if (i + len > n) return i;
+    if (p[i + 1] < lo || p[i + 1] > hi) return i;
+    for (std::size_t k = 2; k < len; ++k) {
+      if ((p[i + k] & 0xC0) != 0x80) return i;
+    }
+    i += len;
+  }
+  return std::nullopt;
+}
+
+std::string printable_excerpt(std::string_view s, std::size_t max_bytes) {
+  std::string out;
+  for (char c : s.substr(0, max_bytes)) {
+    auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u >= 0x7f || c == '"' || c == '\\') {
+      out += fmt::format("\\x{:02x}", u);
+    } else {
+      out += c;
+    }
+  }
+  if (s.size() > max_bytes) out += "...";
+  return out;
+}
+
+}  // namespace horizon

@@ -1,0 +1,25 @@
+#pragma once
+// Small text helpers shared by the parsers: UTF-8 validation and printable
+// excerpts of untrusted input for error messages.
+//
+// Thread-safety: pure functions.
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace horizon {
+
+// The byte index of the first byte of the first invalid UTF-8 sequence in
+// `s` (overlong forms, surrogates, code points above U+10FFFF and truncated
+// sequences are invalid), or nullopt if `s` is valid UTF-8.
+std::optional<std::size_t> find_invalid_utf8(std::string_view s);
+
+inline bool is_valid_utf8(std::string_view s) { return !find_invalid_utf8(s).has_value(); }
+
+// At most `max_bytes` of `s` with every byte outside printable ASCII, '"'
+// and '\\' shown as \xNN, and "..." when cut. Safe to embed in messages.
+std::string printable_excerpt(std::string_view s, std::size_t max_bytes = 80);
+
+}  // namespace horizon

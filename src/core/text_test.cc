@@ -1,0 +1,82 @@
+#include "core/text.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace horizon {
+namespace {
+
+// A second, independent decoder: decodes by the Unicode definition (code
+// point value and minimal length), used as the differential oracle.
+bool reference_valid(const unsigned char* p, std::size_t n) {
+  std::size_t i = 0;
+  while (i < n) {
+    unsigned c = p[i];
+    std::size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+    if (len == 0 || i + len > n) return false;
+    std::uint32_t cp = len == 1 ? c : len == 2 ? (c & 0x1F) : len == 3 ? (c & 0x0F) : (c & 0x07);
+    for (std::size_t k = 1; k < len; ++k) {
+      if ((p[i + k] & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (p[i + k] & 0x3F);
+    }
+    const std::uint32_t min_for_len[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < min_for_len[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    i += len;
+  }
+  return true;
+}
+
+TEST(Utf8, ExhaustiveOneToThreeBytesMatchReferenceDecoder) {
+  // RELIABILITY E4: every 1-, 2- and 3-byte sequence (16.8M) agrees with an
+  // independent decoder.
+  std::size_t mismatches = 0, valid = 0;
+  unsigned char buf[3];
+  for (std::uint32_t v = 0; v < (1u << 24); ++v) {
+    buf[0] = static_cast<unsigned char>(v >> 16);
+    buf[1] = static_cast<unsigned char>(v >> 8);
+    buf[2] = static_cast<unsigned char>(v);
+    for (std::size_t len : {std::size_t{1}, std::size_t{2}, std::size_t{3}}) {
+      if (len == 1 && (v & 0xFFFF) != 0) continue;
+      if (len == 2 && (v & 0xFF) != 0) continue;
+      std::string_view s(reinterpret_cast<const char*>(buf), len);
+      const bool ours = is_valid_utf8(s);
+      if (ours != reference_valid(buf, len)) ++mismatches;
+      if (ours && len == 3) ++valid;
+    }
+  }
+  EXPECT_EQ(mismatches, 0u);
+  EXPECT_GT(valid, 0u);
+}
+
+TEST(Utf8, RandomFourByteSequencesMatchReferenceDecoder) {
+  std::uint64_t x = 0x9E3779B97F4A7C15ull;
+  std::size_t mismatches = 0;
+  for (int i = 0; i < 2'000'000; ++i) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    unsigned char b[4];
+    for (int k = 0; k < 4; ++k) b[k] = static_cast<unsigned char>(x >> (8 * k));
+    if (i % 2 == 0) b[0] = static_cast<unsigned char>(0xF0 | (b[0] & 0x07));  // bias to 4-byte leads
+    std::string_view s(reinterpret_cast<const char*>(b), 4);
+    if (is_valid_utf8(s) != reference_valid(b, 4)) ++mismatches;
+  }
+  EXPECT_EQ(mismatches, 0u);
+}
+
+TEST(Utf8, NamedCases) {
+  EXPECT_TRUE(is_valid_utf8(""));
+  EXPECT_TRUE(is_valid_utf8("héllo €𝄞"));
+  EXPECT_EQ(find_invalid_utf8("ab\xC0\xAF"), 2u);      // overlong '/'
+  EXPECT_EQ(find_invalid_utf8("\xED\xA0\x80"), 0u);    // surrogate U+D800
+  EXPECT_EQ(find_invalid_utf8("\xF4\x90\x80\x80"), 0u);  // U+110000
+  EXPECT_EQ(find_invalid_utf8("x\xE2\x82"), 1u);       // truncated
+  EXPECT_EQ(find_invalid_utf8("\x80"), 0u);            // lone continuation
+}
+
+TEST(PrintableExcerpt, EscapesAndCuts) {
+  EXPECT_EQ(printable_excerpt("a\"b\\c\n"), "a\\x22b\\x5cc\\x0a");
+  EXPECT_EQ(printable_excerpt("abcdef", 3), "abc...");
+}
+
+}  // namespace
+}  // namespace horizon
