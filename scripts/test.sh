@@ -2,15 +2,17 @@
 # README command (b): install what is missing, build every configuration the
 # suite needs, and run the whole test suite. .ci/run calls this script.
 #
-#   release  all tests, including the long crash/fault suites
+#   release  all tests, including the long crash/fault suites (A3: 20,000
+#            simulated power losses)
 #   fuzz     libFuzzer targets (clang): corpus replay + HORIZON_FUZZ_SECONDS each
+#   tsan     the concurrency tests (label "engine") under ThreadSanitizer
 #   asan     the whole suite again under ASan + UBSan (last, so the closing
 #            line of the run is its ctest summary)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
 scripts/install-deps.sh
-scripts/build.sh release fuzz asan
+scripts/build.sh release fuzz tsan asan
 
 status=0
 echo "== release suite" >&2
@@ -20,6 +22,9 @@ echo "== fuzzing (${HORIZON_FUZZ_SECONDS:-30}s per target)" >&2
 cmake -B build-fuzz -DHORIZON_FUZZ_SECONDS="${HORIZON_FUZZ_SECONDS:-30}" >/dev/null
 ctest --preset fuzz -j2 --output-on-failure || status=1
 grep -h "executions in" build-fuzz/fuzz/work/*/summary.txt 2>/dev/null || true
+
+echo "== TSan: concurrency tests" >&2
+TSAN_OPTIONS=halt_on_error=1 ctest --preset tsan -j2 --output-on-failure -L engine || status=1
 
 echo "== ASan+UBSan suite (elapsed so far: $(( $(date +%s) - start ))s)" >&2
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1

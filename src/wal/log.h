@@ -1,0 +1,51 @@
+#pragma once
+// Encoding and scanning of WAL segments (framing in record_format.h,
+// documented in docs/format/wal.md).
+//
+// Recovery policy (the only one): a torn tail is tolerated, everything else
+// is corruption. A record is "damaged" when its header, length, type or CRC
+// is wrong. If no valid record follows a damaged one in the last segment,
+// the damage is a torn tail (an unsynced write cut by a crash): it is
+// reported and truncated. A damaged record followed by a valid one, or any
+// damage in a segment that is not the last, is corruption: recovery stops
+// with an error naming the segment and byte offset, and nothing is
+// truncated.
+//
+// Thread-safety: pure functions.
+
+#include "core/errc.h"
+#include "wal/record_format.h"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace horizon::wal {
+
+// Header + payload, ready to write.
+std::string encode_record(RecordType type, std::string_view payload);
+// Appends the encoding to `out` (avoids a copy of large payloads).
+void append_record(std::string& out, RecordType type, std::string_view payload);
+
+struct ScannedRecord {
+  RecordType type;
+  std::string_view payload;  // points into the scanned data
+  std::uint64_t offset;      // of the header
+};
+
+struct SegmentScan {
+  std::vector<ScannedRecord> records;
+  std::uint64_t valid_end = 0;     // just past the last valid record
+  std::uint64_t damaged_bytes = 0;  // bytes after valid_end (torn tail), 0 if clean
+};
+
+// Scans one segment. `name` is used in messages; `is_last` says whether a
+// torn tail is acceptable here. The commit number of a commit record is the
+// first 8 bytes of its payload; a "valid record" found after damage must be
+// a known type (and a commit with a number above the last good one) to
+// count as proof of corruption.
+[[nodiscard]] Result<SegmentScan> scan_segment(std::string_view data, std::string_view name, bool is_last);
+
+}  // namespace horizon::wal

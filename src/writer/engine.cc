@@ -1,0 +1,972 @@
+#include "writer/engine.h"
+
+#include "core/meta.h"
+#include "core/raw_line.h"
+#include "wal/coding.h"
+#include "wal/failpoint.h"
+#include "wal/filename.h"
+#include "wal/log.h"
+#include "wal/record_format.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <future>
+#include <list>
+#include <map>
+#include <set>
+
+namespace horizon::writer {
+
+using wal::File;
+using wal::OpenMode;
+
+// ---------------------------------------------------------------------------
+// Open chunk files, LRU-bounded. Files are shared_ptrs so that a reader keeps
+// its fd while the cache evicts or the shipper removes the file.
+class Engine::FileCache {
+ public:
+  FileCache(wal::Fs& fs, std::size_t capacity) : fs_(fs), capacity_(std::max<std::size_t>(capacity, 2)) {}
+
+  Result<std::shared_ptr<File>> get(std::uint64_t id, std::uint64_t chunk, bool create) {
+    const Key key{id, chunk};
+    std::lock_guard lock(mu_);
+    if (auto it = map_.find(key); it != map_.end()) {
+      lru_.splice(lru_.begin(), lru_, it->second.second);
+      return it->second.first;
+    }
+    auto f = fs_.open(wal::chunk_path(id, chunk), create ? OpenMode::create : OpenMode::read_write);
+    if (!f) return f.error();
+    std::shared_ptr<File> file(std::move(*f));
+    lru_.push_front(key);
+    map_.emplace(key, std::make_pair(file, lru_.begin()));
+    while (map_.size() > capacity_) {
+      map_.erase(lru_.back());
+      lru_.pop_back();
+    }
+    return file;
+  }
+
+  void drop(std::uint64_t id, std::uint64_t chunk) {
+    std::lock_guard lock(mu_);
+    if (auto it = map_.find(Key{id, chunk}); it != map_.end()) {
+      lru_.erase(it->second.second);
+      map_.erase(it);
+    }
+  }
+
+  void clear() {
+    std::lock_guard lock(mu_);
+    map_.clear();
+    lru_.clear();
+  }
+
+ private:
+  using Key = std::pair<std::uint64_t, std::uint64_t>;
+  wal::Fs& fs_;
+  const std::size_t capacity_;
+  std::mutex mu_;
+  std::list<Key> lru_;
+  std::map<Key, std::pair<std::shared_ptr<File>, std::list<Key>::iterator>> map_;
+};
+
+// One sequenced request waiting for its group commit.
+struct Engine::Pending {
+  std::vector<Op> ops;
+  std::size_t bytes = 0;
+  std::size_t app_lines = 0;
+  AppendCallback on_append;
+  DoneCallback on_done;
+  AppendOutcome outcome{Cursor::beginning(StreamName::root()), false};
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> remove_files;
+
+  void complete(const Error* e) {
+    if (on_append) {
+      if (e != nullptr) {
+        on_append(*e);
+      } else {
+        on_append(outcome);
+      }
+    } else if (on_done) {
+      if (e != nullptr) {
+        on_done(*e);
+      } else {
+        on_done(Result<void>());
+      }
+    }
+  }
+};
+
+namespace {
+
+Error engine_closed() { return Error::make(errc::not_ready, "the storage engine is shut down"); }
+
+std::size_t op_bytes(const Op& op) {
+  if (const auto* w = std::get_if<OpChunkWrite>(&op)) return w->bytes.size() + 32;
+  return 64;
+}
+
+Result<std::string> read_whole(wal::Fs& fs, const std::string& path) {
+  auto f = fs.open(path, OpenMode::read_only);
+  if (!f) return f.error();
+  auto size = (*f)->size();
+  if (!size) return size.error();
+  return (*f)->pread(0, static_cast<std::size_t>(*size));
+}
+
+}  // namespace
+
+Engine::Engine(wal::Fs& fs, EngineOptions options)
+    : fs_(fs), options_(std::move(options)), files_(std::make_unique<FileCache>(fs, options_.max_open_files)) {}
+
+Engine::~Engine() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  queue_cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  std::deque<std::unique_ptr<Pending>> rest;
+  {
+    std::lock_guard lock(mu_);
+    rest.swap(queue_);
+  }
+  const Error e = engine_closed();
+  for (auto& p : rest) p->complete(&e);
+}
+
+Result<std::unique_ptr<Engine>> Engine::open(wal::Fs& fs, EngineOptions options) {
+  std::unique_ptr<Engine> engine(new Engine(fs, std::move(options)));
+  if (auto r = engine->recover(); !r) return r.error();
+  if (engine->report_.fresh) {
+    // Bootstrap: the root and the parent of all subscription streams.
+    for (const char* name : {"/", "/_sub"}) {
+      std::optional<Result<void>> result;
+      engine->create_stream(StreamName::parse(name).value(), [&result](Result<void> r) { result = std::move(r); });
+      engine->commit_batch();
+      if (!result || !*result) {
+        return result ? result->error() : Error::make(errc::internal, "bootstrap commit did not complete");
+      }
+    }
+  }
+  if (engine->options_.background) engine->thread_ = std::thread([e = engine.get()] { e->commit_loop(); });
+  return engine;
+}
+
+// ---------------------------------------------------------------------------
+// Recovery
+
+Result<void> Engine::start_segment(std::uint64_t segment_no) {
+  const std::string path = wal::segment_path(segment_no);
+  auto exists = fs_.exists(path);
+  if (!exists) return exists.error();
+  if (*exists) return Error::make(errc::internal, fmt::format("WAL segment {} exists already", path));
+  auto f = fs_.open(path, OpenMode::create);
+  if (!f) return f.error();
+  std::string payload(wal::kSegmentMagic, sizeof wal::kSegmentMagic);
+  wal::put_u32(payload, wal::kFormatVersion);
+  wal::put_u64(payload, segment_no);
+  wal::put_u64(payload, committed_.last_commit_no + 1);
+  const std::string header = wal::encode_record(wal::RecordType::segment_header, payload);
+  if (auto r = (*f)->pwrite(header, 0); !r) return r.error();
+  if (auto r = (*f)->sync(); !r) return r.error();
+  if (auto r = failpoint::hit("wal.rotate.after_create_before_dirsync"); !r) return r.error();
+  if (auto r = fs_.sync_dir(std::string(wal::kWalDir)); !r) return r.error();
+  segment_ = std::move(*f);
+  segment_no_ = segment_no;
+  segment_size_ = header.size();
+  return {};
+}
+
+Result<void> Engine::recover() {
+  auto refuse = [](const Error& e) {
+    return Error::make(e.code, "recovery: " + e.message + " -- refusing to start");
+  };
+  for (auto dir : {wal::kWalDir, wal::kChunkDir}) {
+    if (auto r = fs_.mkdirs(std::string(dir)); !r) return r.error();
+  }
+  // The directories themselves are durable only once the root is synced.
+  if (auto r = fs_.sync_dir(""); !r) return r.error();
+  if (auto r = fs_.remove(std::string(wal::kSnapshotTempFile)); !r) return r.error();
+
+  State st;
+  std::uint64_t replay_from = 1;
+  auto has_snapshot = fs_.exists(std::string(wal::kSnapshotFile));
+  if (!has_snapshot) return has_snapshot.error();
+  if (*has_snapshot) {
+    auto data = read_whole(fs_, std::string(wal::kSnapshotFile));
+    if (!data) return data.error();
+    auto snap = State::decode_snapshot(*data);
+    if (!snap) return refuse(snap.error());
+    st = std::move(snap->state);
+    replay_from = snap->replay_from_segment;
+    report_.snapshot_commit = st.last_commit_no;
+  }
+
+  auto names = fs_.list(std::string(wal::kWalDir));
+  if (!names) return names.error();
+  std::vector<std::uint64_t> segments;
+  for (const auto& n : *names) {
+    if (auto no = wal::parse_segment_name(n)) segments.push_back(*no);
+  }
+  std::sort(segments.begin(), segments.end());
+  std::erase_if(segments, [&](std::uint64_t s) { return s < replay_from; });
+
+  if (!*has_snapshot && segments.empty()) {
+    auto chunks = fs_.list(std::string(wal::kChunkDir));
+    if (!chunks) return chunks.error();
+    if (!chunks->empty()) {
+      return refuse(Error::make(errc::corruption, "chunk files exist but there is neither a snapshot nor a WAL"));
+    }
+    report_.fresh = true;
+    committed_ = st;
+    pending_ = st;
+    return start_segment(1);
+  }
+  if (segments.empty() || segments.front() != replay_from) {
+    return refuse(Error::make(errc::corruption,
+                              fmt::format("WAL segment {} is missing (the snapshot says replay starts there)",
+                                          wal::segment_path(replay_from))));
+  }
+  for (std::size_t i = 1; i < segments.size(); ++i) {
+    if (segments[i] != segments[i - 1] + 1) {
+      return refuse(Error::make(errc::corruption,
+                                fmt::format("WAL segment {} is missing", wal::segment_path(segments[i - 1] + 1))));
+    }
+  }
+
+  for (std::size_t i = 0; i < segments.size(); ++i) {
+    const bool last = i + 1 == segments.size();
+    const std::string path = wal::segment_path(segments[i]);
+    auto data = read_whole(fs_, path);
+    if (!data) return data.error();
+    auto scan = wal::scan_segment(*data, path, last);
+    if (!scan) return refuse(scan.error());
+    bool header_ok = false;
+    for (const auto& rec : scan->records) {
+      if (rec.type == wal::RecordType::segment_header) {
+        wal::Decoder d(rec.payload, path + " header");
+        std::uint32_t version = 0;
+        std::uint64_t no = 0, first = 0;
+        const bool magic = rec.payload.substr(0, 8) == std::string_view(wal::kSegmentMagic, 8);
+        wal::Decoder dd(rec.payload.substr(std::min<std::size_t>(8, rec.payload.size())), path + " header");
+        if (!magic || !dd.u32(version) || !dd.u64(no) || !dd.u64(first) || no != segments[i] ||
+            version != wal::kFormatVersion || rec.offset != 0) {
+          return refuse(Error::make(errc::corruption, fmt::format("{}: bad segment header", path)));
+        }
+        header_ok = true;
+        continue;
+      }
+      if (rec.type != wal::RecordType::commit) continue;  // safe-to-ignore types
+      if (!header_ok) return refuse(Error::make(errc::corruption, fmt::format("{}: no segment header", path)));
+      wal::Decoder d(rec.payload, path);
+      std::uint64_t commit_no = 0;
+      if (!d.u64(commit_no)) return refuse(d.error());
+      if (commit_no <= report_.snapshot_commit && report_.commits_replayed == 0) continue;  // in the snapshot
+      if (commit_no != st.last_commit_no + 1) {
+        return refuse(Error::make(errc::corruption, fmt::format("{} byte {}: commit {} follows commit {} (missing "
+                                                                "commits)",
+                                                                path, rec.offset, commit_no, st.last_commit_no)));
+      }
+      auto ops = decode_ops(rec.payload.substr(8), fmt::format("{} commit {}", path, commit_no));
+      if (!ops) return refuse(ops.error());
+      for (const auto& op : *ops) {
+        if (auto r = st.apply(op); !r) {
+          return refuse(Error::make(errc::corruption, fmt::format("{} commit {}: {}", path, commit_no,
+                                                                  r.error().message)));
+        }
+        if (const auto* w = std::get_if<OpChunkWrite>(&op)) {
+          auto f = files_->get(w->stream_id, w->chunk_no, true);
+          if (!f) return f.error();
+          if (auto r = (*f)->pwrite(w->bytes, w->offset); !r) return r.error();
+        }
+      }
+      st.last_commit_no = commit_no;
+      ++report_.commits_replayed;
+    }
+    if (last) {
+      auto f = fs_.open(path, OpenMode::read_write);
+      if (!f) return f.error();
+      if (scan->damaged_bytes > 0) {
+        report_.torn_tail_bytes = scan->damaged_bytes;
+        if (auto r = (*f)->truncate(scan->valid_end); !r) return r.error();
+        if (auto r = (*f)->sync(); !r) return r.error();
+      }
+      segment_ = std::move(*f);
+      segment_no_ = segments[i];
+      segment_size_ = scan->valid_end;
+      if (!header_ok) {
+        // The crash hit while the segment was being started: write its header again.
+        std::string payload(wal::kSegmentMagic, sizeof wal::kSegmentMagic);
+        wal::put_u32(payload, wal::kFormatVersion);
+        wal::put_u64(payload, segments[i]);
+        wal::put_u64(payload, st.last_commit_no + 1);
+        const std::string header = wal::encode_record(wal::RecordType::segment_header, payload);
+        if (auto r = segment_->truncate(0); !r) return r.error();
+        if (auto r = segment_->pwrite(header, 0); !r) return r.error();
+        if (auto r = segment_->sync(); !r) return r.error();
+        segment_size_ = header.size();
+      }
+    }
+  }
+
+  // Chunk files: every held chunk must have at least its committed bytes
+  // (shorter means synced data was lost); bytes beyond were never
+  // acknowledged and are cut off. Files no longer held are removed.
+  std::set<std::pair<std::uint64_t, std::uint64_t>> held;
+  for (const auto& [id, s] : st.streams()) {
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> chunks(s.sealed.begin(), s.sealed.end());
+    chunks.emplace_back(s.chunk_no, s.size);
+    for (const auto& [chunk, size] : chunks) {
+      held.emplace(id, chunk);
+      touched_chunks_.emplace_back(id, chunk);
+      auto f = files_->get(id, chunk, size == 0);
+      if (!f) {
+        return refuse(Error::make(errc::corruption, fmt::format("chunk file {} of stream {} is missing: {}",
+                                                                wal::chunk_path(id, chunk), s.name.str(),
+                                                                f.error().message)));
+      }
+      auto have = (*f)->size();
+      if (!have) return have.error();
+      if (*have < size) {
+        return refuse(Error::make(errc::corruption,
+                                  fmt::format("chunk file {} of stream {} has {} bytes but {} were committed",
+                                              wal::chunk_path(id, chunk), s.name.str(), *have, size)));
+      }
+      if (*have > size) {
+        if (auto r = (*f)->truncate(size); !r) return r.error();
+      }
+    }
+  }
+  auto chunk_files = fs_.list(std::string(wal::kChunkDir));
+  if (!chunk_files) return chunk_files.error();
+  for (const auto& n : *chunk_files) {
+    auto id = wal::parse_chunk_name(n);
+    if (id && !held.contains({id->stream_id, id->chunk_no})) {
+      if (auto r = fs_.remove(std::string(wal::kChunkDir) + "/" + n); !r) return r.error();
+    }
+  }
+  committed_ = st;
+  pending_ = std::move(st);
+  return {};
+}
+
+// ---------------------------------------------------------------------------
+// Sequencer
+
+Cursor Engine::cursor(const StreamState& s, std::uint64_t chunk, std::uint64_t offset) const {
+  return Cursor(s.name, static_cast<std::int64_t>(chunk), static_cast<std::int64_t>(offset), options_.server);
+}
+
+Result<void> Engine::seq_apply(std::vector<Op>& ops, Op op) {
+  if (auto r = pending_.apply(op); !r) {
+    return Error::make(errc::internal, "sequencer produced an inconsistent operation: " + r.error().message);
+  }
+  ops.push_back(std::move(op));
+  return {};
+}
+
+void Engine::seq_write(const StreamState& s_in, std::string bytes, std::vector<Op>& ops) {
+  const std::uint64_t id = s_in.id;
+  const std::uint64_t chunk = s_in.chunk_no;
+  (void)seq_apply(ops, OpChunkWrite{id, chunk, s_in.size, std::move(bytes)});
+  const StreamState& s = *pending_.find(id);
+  if (s.size < options_.chunk_size) return;
+  const Timestamp ts = options_.clock();
+  const std::uint64_t end_before = s.size;
+  std::string rotated = encode_meta_line(RotatedMeta{cursor(s, chunk + 1, 0), ts});
+  const std::uint64_t rotated_len = rotated.size();
+  (void)seq_apply(ops, OpChunkWrite{id, chunk, end_before, std::move(rotated)});
+  (void)seq_apply(ops, OpRotate{id, chunk, end_before + rotated_len, end_before});
+  const StreamState& now = *pending_.find(id);
+  (void)seq_apply(ops, OpChunkWrite{id, chunk + 1, 0, encode_meta_line(CreatedMeta{now.subscriptions, ts})});
+}
+
+void Engine::fail_now(std::unique_ptr<Pending> p, const Error& e) { p->complete(&e); }
+
+namespace {
+// Set while a blocking call submits its request: that caller commits the
+// queue itself when the WAL is free (no hand-off to the commit thread and
+// back), and wakes the commit thread only if it cannot.
+thread_local bool t_caller_commits = false;
+}  // namespace
+
+void Engine::enqueue(std::unique_ptr<Pending> p) {
+  for (const auto& op : p->ops) p->bytes += op_bytes(op);
+  queue_.push_back(std::move(p));
+  if (!t_caller_commits) queue_cv_.notify_one();
+}
+
+void Engine::create_stream(const StreamName& name, DoneCallback done) {
+  auto p = std::make_unique<Pending>();
+  p->on_done = std::move(done);
+  std::unique_lock lock(mu_);
+  if (auto f = failure(); f || stopping_) {
+    lock.unlock();
+    return fail_now(std::move(p), f ? *f : engine_closed());
+  }
+  if (pending_.find(name) != nullptr) {
+    lock.unlock();
+    return fail_now(std::move(p), Error::make(errc::stream_exists, fmt::format("stream {} exists already", name.str())));
+  }
+  if (!name.is_root() && pending_.find(name.parent()) == nullptr) {
+    lock.unlock();
+    return fail_now(std::move(p), Error::make(errc::parent_not_found,
+                                              fmt::format("cannot create {}: parent stream {} does not exist",
+                                                          name.str(), name.parent().str())));
+  }
+  const Timestamp ts = options_.clock();
+  const std::uint64_t id = pending_.next_stream_id();
+  (void)seq_apply(p->ops, OpCreateStream{id, name.str()});
+  const StreamState& child = *pending_.find(id);
+  const Cursor start = cursor(child, 0, 0);
+  seq_write(child, encode_meta_line(CreatedMeta{{}, ts}), p->ops);
+  if (!name.is_root()) {
+    const StreamState& parent = *pending_.find(name.parent());
+    seq_write(parent, encode_meta_line(ChildStreamCreatedMeta{name, start, ts}), p->ops);
+  }
+  enqueue(std::move(p));
+}
+
+void Engine::append(wire::AppendRequest request, AppendCallback done) {
+  auto p = std::make_unique<Pending>();
+  p->on_append = std::move(done);
+  std::unique_lock lock(mu_);
+  if (auto f = failure(); f || stopping_) {
+    lock.unlock();
+    return fail_now(std::move(p), f ? *f : engine_closed());
+  }
+  const StreamState* s = pending_.find(request.stream);
+  if (s == nullptr) {
+    lock.unlock();
+    return fail_now(std::move(p), Error::make(errc::stream_not_found,
+                                              fmt::format("stream {} does not exist", request.stream.str())));
+  }
+  const Cursor end = cursor(*s, s->chunk_no, s->size);
+  if (request.after) {
+    const Position want{static_cast<std::uint64_t>(request.after->chunk()),
+                        static_cast<std::uint64_t>(request.after->offset())};
+    if (!(want == s->end()) && !(s->rotation_alias && *s->rotation_alias == want)) {
+      lock.unlock();
+      p->outcome = AppendOutcome{end, true};
+      return p->complete(nullptr);
+    }
+  }
+  if (request.lines.empty()) {
+    lock.unlock();
+    p->outcome = AppendOutcome{end, false};
+    return p->complete(nullptr);
+  }
+  std::size_t total = 0;
+  for (const auto& l : request.lines) total += l.size() + 2;
+  std::string bytes;
+  bytes.reserve(total);
+  for (const auto& l : request.lines) {
+    bytes += ' ';
+    bytes += l;
+    bytes += '\n';
+  }
+  p->app_lines = request.lines.size();
+  p->outcome = AppendOutcome{cursor(*s, s->chunk_no, s->size + total), false};
+  seq_write(*s, std::move(bytes), p->ops);
+  enqueue(std::move(p));
+}
+
+void Engine::subscribe(const StreamName& stream, const StreamName& subscription, DoneCallback done) {
+  auto p = std::make_unique<Pending>();
+  p->on_done = std::move(done);
+  if (!subscription.is_subscription()) {
+    return fail_now(std::move(p), Error::make(errc::not_a_subscription,
+                                              fmt::format("{} is not a stream under /_sub/", subscription.str())));
+  }
+  if (stream.is_subscription() || stream.str() == kSubscriptionsParent) {
+    return fail_now(std::move(p), Error::make(errc::subscription_loop,
+                                              fmt::format("{} is a subscription stream and cannot be subscribed "
+                                                          "to anything",
+                                                          stream.str())));
+  }
+  std::unique_lock lock(mu_);
+  if (auto f = failure(); f || stopping_) {
+    lock.unlock();
+    return fail_now(std::move(p), f ? *f : engine_closed());
+  }
+  const StreamState* s = pending_.find(stream);
+  if (s == nullptr) {
+    lock.unlock();
+    return fail_now(std::move(p),
+                    Error::make(errc::stream_not_found, fmt::format("stream {} does not exist", stream.str())));
+  }
+  if (pending_.find(subscription) == nullptr) {
+    lock.unlock();
+    return fail_now(std::move(p), Error::make(errc::subscription_not_found,
+                                              fmt::format("subscription stream {} does not exist",
+                                                          subscription.str())));
+  }
+  // Already subscribed: nothing to write, but answer only after the sync
+  // that covers the earlier subscribe (it may still be queued).
+  if (!s->subscribed(subscription)) {
+    const std::uint64_t id = s->id;
+    (void)seq_apply(p->ops, OpSubscribe{id, subscription.str()});
+    seq_write(*pending_.find(id), encode_meta_line(SubscribedMeta{subscription, options_.clock()}), p->ops);
+  }
+  enqueue(std::move(p));
+}
+
+void Engine::unsubscribe(const StreamName& stream, const StreamName& subscription, DoneCallback done) {
+  auto p = std::make_unique<Pending>();
+  p->on_done = std::move(done);
+  if (!subscription.is_subscription()) {
+    return fail_now(std::move(p), Error::make(errc::not_a_subscription,
+                                              fmt::format("{} is not a stream under /_sub/", subscription.str())));
+  }
+  std::unique_lock lock(mu_);
+  if (auto f = failure(); f || stopping_) {
+    lock.unlock();
+    return fail_now(std::move(p), f ? *f : engine_closed());
+  }
+  const StreamState* s = pending_.find(stream);
+  if (s == nullptr) {
+    lock.unlock();
+    return fail_now(std::move(p),
+                    Error::make(errc::stream_not_found, fmt::format("stream {} does not exist", stream.str())));
+  }
+  if (s->subscribed(subscription)) {
+    const std::uint64_t id = s->id;
+    seq_write(*s, encode_meta_line(UnsubscribedMeta{subscription, options_.clock()}), p->ops);
+    (void)seq_apply(p->ops, OpUnsubscribe{id, subscription.str()});
+  }
+  enqueue(std::move(p));
+}
+
+void Engine::mark_shipped(const StreamName& stream, std::uint64_t chunk_no, DoneCallback done) {
+  auto p = std::make_unique<Pending>();
+  p->on_done = std::move(done);
+  std::unique_lock lock(mu_);
+  if (auto f = failure(); f || stopping_) {
+    lock.unlock();
+    return fail_now(std::move(p), f ? *f : engine_closed());
+  }
+  const StreamState* s = pending_.find(stream);
+  if (s == nullptr) {
+    lock.unlock();
+    return fail_now(std::move(p),
+                    Error::make(errc::stream_not_found, fmt::format("stream {} does not exist", stream.str())));
+  }
+  if (!s->sealed.contains(chunk_no)) {
+    if (chunk_no >= s->chunk_no) {
+      lock.unlock();
+      return fail_now(std::move(p), Error::make(errc::chunk_not_found,
+                                                fmt::format("chunk {} of {} is not sealed", chunk_no, stream.str())));
+    }
+  } else {
+    (void)seq_apply(p->ops, OpShipped{s->id, chunk_no});
+    p->remove_files.emplace_back(s->id, chunk_no);
+  }
+  enqueue(std::move(p));
+}
+
+// ---------------------------------------------------------------------------
+// Group commit (the WAL owner)
+
+void Engine::latch(const Error& e) {
+  std::lock_guard lock(failure_mu_);
+  if (!failure_) {
+    failure_ = Error::make(errc::storage_failed, "storage failed, writes are refused until restart: " + e.message);
+  }
+  failed_.store(true);
+}
+
+std::optional<Error> Engine::failure() const {
+  if (!failed_.load()) return std::nullopt;
+  std::lock_guard lock(failure_mu_);
+  return failure_;
+}
+
+bool Engine::commit_batch() {
+  std::lock_guard owner(commit_mu_);
+  return commit_batch_locked();
+}
+
+bool Engine::commit_batch_locked() {
+  std::vector<std::unique_ptr<Pending>> batch;
+  {
+    std::lock_guard lock(mu_);
+    std::size_t bytes = 0;
+    while (!queue_.empty() && (batch.empty() || bytes + queue_.front()->bytes <= options_.max_batch_bytes)) {
+      bytes += queue_.front()->bytes;
+      batch.push_back(std::move(queue_.front()));
+      queue_.pop_front();
+    }
+  }
+  if (batch.empty()) return false;
+  auto fail_all = [&batch](const Error& e) {
+    for (auto& p : batch) p->complete(&e);
+  };
+  if (auto f = failure()) {
+    fail_all(*f);
+    return true;
+  }
+  std::uint32_t op_count = 0;
+  for (const auto& p : batch) op_count += static_cast<std::uint32_t>(p->ops.size());
+  if (op_count == 0) {  // only idempotent no-ops: everything before them is already synced
+    for (auto& p : batch) p->complete(nullptr);
+    return true;
+  }
+
+  const std::uint64_t commit_no = committed_.last_commit_no + 1;
+  std::string payload;
+  wal::put_u64(payload, commit_no);
+  wal::put_u32(payload, op_count);
+  for (const auto& p : batch) {
+    for (const auto& op : p->ops) encode_op(payload, op);
+  }
+  record_buf_.clear();
+  wal::append_record(record_buf_, wal::RecordType::commit, payload);
+  payload = std::string();
+
+  if (auto w = segment_->pwrite(record_buf_, segment_size_); !w) {
+    if (w.error().code == errc::disk_full) {
+      // Cut the partial tail off again and forget the failed requests (and
+      // those sequenced on top of them); the engine stays up.
+      if (auto t = segment_->truncate(segment_size_); !t) {
+        latch(t.error());
+        fail_all(*failure());
+        return true;
+      }
+      std::deque<std::unique_ptr<Pending>> rest;
+      {
+        std::lock_guard lock(mu_);
+        pending_ = committed_;
+        rest.swap(queue_);
+      }
+      const Error e = Error::make(errc::disk_full, "no space left on the Writer's disk: " + w.error().message);
+      fail_all(e);
+      for (auto& p : rest) p->complete(&e);
+      return true;
+    }
+    latch(w.error());
+    fail_all(*failure());
+    return true;
+  }
+  if (auto r = failpoint::hit("wal.after_write_before_sync"); !r) {
+    latch(r.error());
+    fail_all(*failure());
+    return true;
+  }
+  if (auto r = segment_->sync(); !r) {
+    latch(r.error());  // never retried: the kernel may have dropped the pages (fsyncgate)
+    fail_all(*failure());
+    return true;
+  }
+  segment_size_ += record_buf_.size();
+  if (auto r = failpoint::hit("wal.after_sync_before_ack"); !r) {
+    latch(r.error());
+    fail_all(*failure());
+    return true;
+  }
+
+  // Durable. Now the chunk files (page cache) and then visibility.
+  bool chunks_ok = true;
+  for (const auto& p : batch) {
+    for (const auto& op : p->ops) {
+      const auto* w = std::get_if<OpChunkWrite>(&op);
+      if (w == nullptr || !chunks_ok) continue;
+      auto f = files_->get(w->stream_id, w->chunk_no, true);
+      Result<void> r = f ? (*f)->pwrite(w->bytes, w->offset) : Result<void>(f.error());
+      if (r) r = failpoint::hit("chunk.after_write");
+      if (!r) {
+        latch(r.error());
+        chunks_ok = false;
+        continue;
+      }
+      const std::pair<std::uint64_t, std::uint64_t> key{w->stream_id, w->chunk_no};
+      if (touched_chunks_.empty() || touched_chunks_.back() != key) touched_chunks_.push_back(key);
+    }
+  }
+  if (chunks_ok) {
+    std::unique_lock lock(committed_mu_);
+    for (const auto& p : batch) {
+      for (const auto& op : p->ops) {
+        if (auto r = committed_.apply(op); !r) {
+          latch(r.error());
+          break;
+        }
+      }
+    }
+    committed_.last_commit_no = commit_no;
+  } else {
+    committed_.last_commit_no = commit_no;
+  }
+  for (const auto& p : batch) {
+    for (const auto& [id, chunk] : p->remove_files) {
+      files_->drop(id, chunk);
+      (void)fs_.remove(wal::chunk_path(id, chunk));  // a leftover is removed by the next recovery
+    }
+  }
+  {
+    std::lock_guard lock(stats_mu_);
+    ++stats_.commits;
+    stats_.requests += batch.size();
+    for (const auto& p : batch) stats_.lines += p->app_lines;
+    stats_.wal_bytes += record_buf_.size();
+  }
+  // The data is durable: acknowledge even if the chunk files failed (the
+  // engine is latched and recovery rewrites them from the WAL).
+  for (auto& p : batch) p->complete(nullptr);
+
+  if (segment_size_ >= options_.checkpoint_bytes && !failed()) {
+    if (auto r = checkpoint_locked(); !r) latch(r.error());
+  }
+  return true;
+}
+
+bool Engine::step() { return commit_batch(); }
+
+void Engine::commit_loop() {
+  for (;;) {
+    {
+      std::unique_lock lock(mu_);
+      queue_cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      if (stopping_ && queue_.empty()) return;
+    }
+    try {
+      commit_batch();
+    } catch (const failpoint::SimulatedCrash& c) {
+      latch(Error::make(errc::storage_failed, "simulated crash at " + c.where));
+      return;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Checkpoint
+
+Result<void> Engine::checkpoint() {
+  std::lock_guard owner(commit_mu_);
+  if (auto f = failure()) return *f;
+  return checkpoint_locked();
+}
+
+Result<void> Engine::checkpoint_locked() {
+  std::sort(touched_chunks_.begin(), touched_chunks_.end());
+  touched_chunks_.erase(std::unique(touched_chunks_.begin(), touched_chunks_.end()), touched_chunks_.end());
+  for (const auto& [id, chunk] : touched_chunks_) {
+    const StreamState* s = committed_.find(id);
+    if (s == nullptr || (s->chunk_no != chunk && !s->sealed.contains(chunk))) continue;  // shipped meanwhile
+    auto f = files_->get(id, chunk, false);
+    if (!f) return f.error();
+    if (auto r = (*f)->sync(); !r) return r.error();
+  }
+  if (auto r = fs_.sync_dir(std::string(wal::kChunkDir)); !r) return r.error();
+  if (auto r = failpoint::hit("checkpoint.after_chunk_sync"); !r) return r.error();
+
+  const std::uint64_t old_segment = segment_no_;
+  if (auto r = start_segment(old_segment + 1); !r) return r.error();
+
+  const std::string snapshot = committed_.encode_snapshot(segment_no_);
+  const std::string tmp(wal::kSnapshotTempFile);
+  {
+    auto f = fs_.open(tmp, OpenMode::create);
+    if (!f) return f.error();
+    if (auto r = (*f)->truncate(0); !r) return r.error();
+    if (auto r = (*f)->pwrite(snapshot, 0); !r) return r.error();
+    if (auto r = (*f)->sync(); !r) return r.error();
+  }
+  if (auto r = failpoint::hit("meta.after_tmp_write"); !r) return r.error();
+  if (auto r = fs_.rename(tmp, std::string(wal::kSnapshotFile)); !r) return r.error();
+  if (auto r = failpoint::hit("meta.after_rename_before_dirsync"); !r) return r.error();
+  if (auto r = fs_.sync_dir(""); !r) return r.error();
+
+  if (auto r = failpoint::hit("checkpoint.before_segment_delete"); !r) return r.error();
+  auto names = fs_.list(std::string(wal::kWalDir));
+  if (!names) return names.error();
+  for (const auto& n : *names) {
+    auto no = wal::parse_segment_name(n);
+    if (no && *no < segment_no_) {
+      if (auto r = fs_.remove(std::string(wal::kWalDir) + "/" + n); !r) return r.error();
+    }
+  }
+  if (auto r = fs_.sync_dir(std::string(wal::kWalDir)); !r) return r.error();
+  touched_chunks_.clear();
+  std::lock_guard lock(stats_mu_);
+  ++stats_.checkpoints;
+  return {};
+}
+
+Result<void> Engine::close() {
+  if (closed_) return {};
+  closed_ = true;
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  queue_cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  while (commit_batch()) {
+  }
+  if (auto f = failure()) return *f;
+  return checkpoint();
+}
+
+// ---------------------------------------------------------------------------
+// Blocking helpers
+
+template <class T, class Submit>
+T Engine::run_sync(Submit&& submit) {
+  auto promise = std::make_shared<std::promise<T>>();
+  auto future = promise->get_future();
+  t_caller_commits = true;
+  submit([promise](T r) { promise->set_value(std::move(r)); });
+  t_caller_commits = false;
+  auto ready = [&future] { return future.wait_for(std::chrono::seconds(0)) == std::future_status::ready; };
+  if (!options_.background) {
+    while (!ready()) {
+      if (!step()) return T(Error::make(errc::internal, "request was neither queued nor completed"));
+    }
+    return future.get();
+  }
+  // Leader/follower: commit the queue ourselves while the WAL is free; if
+  // someone else holds it, the commit thread takes our request next.
+  while (!ready()) {
+    std::unique_lock owner(commit_mu_, std::try_to_lock);
+    if (owner.owns_lock()) {
+      try {
+        commit_batch_locked();
+      } catch (const failpoint::SimulatedCrash& c) {
+        latch(Error::make(errc::storage_failed, "simulated crash at " + c.where));
+        throw;
+      }
+      continue;
+    }
+    queue_cv_.notify_one();
+    future.wait();
+  }
+  return future.get();
+}
+
+Result<void> Engine::create_stream_sync(const StreamName& name) {
+  return run_sync<Result<void>>([&](DoneCallback cb) { create_stream(name, std::move(cb)); });
+}
+Result<AppendOutcome> Engine::append_sync(wire::AppendRequest request) {
+  return run_sync<Result<AppendOutcome>>([&](AppendCallback cb) { append(std::move(request), std::move(cb)); });
+}
+Result<void> Engine::subscribe_sync(const StreamName& stream, const StreamName& subscription) {
+  return run_sync<Result<void>>([&](DoneCallback cb) { subscribe(stream, subscription, std::move(cb)); });
+}
+Result<void> Engine::unsubscribe_sync(const StreamName& stream, const StreamName& subscription) {
+  return run_sync<Result<void>>([&](DoneCallback cb) { unsubscribe(stream, subscription, std::move(cb)); });
+}
+Result<void> Engine::mark_shipped_sync(const StreamName& stream, std::uint64_t chunk_no) {
+  return run_sync<Result<void>>([&](DoneCallback cb) { mark_shipped(stream, chunk_no, std::move(cb)); });
+}
+
+// ---------------------------------------------------------------------------
+// Reads
+
+Result<LiveRead> Engine::read(const Cursor& from, std::size_t max_lines) const {
+  std::uint64_t id = 0, limit = 0;
+  const auto chunk = static_cast<std::uint64_t>(from.chunk());
+  const auto offset = static_cast<std::uint64_t>(from.offset());
+  StreamName name;
+  {
+    std::shared_lock lock(committed_mu_);
+    const StreamState* s = committed_.find(from.stream());
+    if (s == nullptr) {
+      return Error::make(errc::stream_not_found, fmt::format("stream {} does not exist", from.stream().str()));
+    }
+    if (from.chunk() < 0) return Error::make(errc::invalid_cursor, "cannot read from an offset query cursor");
+    if (chunk == s->chunk_no) {
+      limit = s->size;
+    } else if (auto it = s->sealed.find(chunk); it != s->sealed.end()) {
+      limit = it->second;
+    } else {
+      return Error::make(errc::chunk_not_found,
+                         fmt::format("chunk {} of {} is not held by this Writer{}", chunk, from.stream().str(),
+                                     chunk < s->chunk_no ? " (it is in the store)" : " (it does not exist yet)"));
+    }
+    id = s->id;
+    name = s->name;
+  }
+  if (offset > limit) {
+    return Error::make(errc::invalid_cursor, fmt::format("cursor {} is beyond the end of its chunk ({} bytes)",
+                                                         from.to_string(), limit));
+  }
+  auto f = files_->get(id, chunk, false);
+  if (!f) {
+    return Error::make(errc::chunk_not_found,
+                       fmt::format("chunk {} of {} is no longer held by this Writer", chunk, name.str()));
+  }
+  if (offset > 0) {
+    auto prev = (*f)->pread(offset - 1, 1);
+    if (!prev) return prev.error();
+    if (*prev != "\n") {
+      return Error::make(errc::invalid_cursor, fmt::format("cursor {} is not at the start of a line",
+                                                           from.to_string()));
+    }
+  }
+  LiveRead out{{}, from.with_server(options_.server), 0};
+  std::uint64_t pos = offset;
+  std::size_t window = 64 * 1024;
+  while (pos < limit && out.lines < max_lines) {
+    auto buf = (*f)->pread(pos, static_cast<std::size_t>(std::min<std::uint64_t>(window, limit - pos)));
+    if (!buf) return buf.error();
+    if (buf->empty()) {
+      return Error::make(errc::corruption, fmt::format("chunk {} of {} is shorter than its committed size {}", chunk,
+                                                       name.str(), limit));
+    }
+    RawLineSplitter split(*buf);
+    std::size_t used = 0;
+    while (out.lines < max_lines) {
+      auto line = split.next();
+      if (!line) break;
+      used = split.consumed();
+      ++out.lines;
+    }
+    if (used == 0) {  // a line longer than the window
+      window *= 4;
+      continue;
+    }
+    out.bytes.append(*buf, 0, used);
+    pos += used;
+  }
+  out.next = Cursor(name, from.chunk(), static_cast<std::int64_t>(pos), options_.server);
+  return out;
+}
+
+Result<Cursor> Engine::end_of(const StreamName& stream) const {
+  std::shared_lock lock(committed_mu_);
+  const StreamState* s = committed_.find(stream);
+  if (s == nullptr) return Error::make(errc::stream_not_found, fmt::format("stream {} does not exist", stream.str()));
+  return cursor(*s, s->chunk_no, s->size);
+}
+
+Result<std::vector<StreamName>> Engine::subscriptions_of(const StreamName& stream) const {
+  std::shared_lock lock(committed_mu_);
+  const StreamState* s = committed_.find(stream);
+  if (s == nullptr) return Error::make(errc::stream_not_found, fmt::format("stream {} does not exist", stream.str()));
+  return s->subscriptions;
+}
+
+std::vector<StreamName> Engine::stream_names() const {
+  std::shared_lock lock(committed_mu_);
+  std::vector<StreamName> out;
+  for (const auto& [name, id] : committed_.names()) out.push_back(name);
+  return out;
+}
+
+std::vector<ShipJob> Engine::ship_queue() const {
+  std::shared_lock lock(committed_mu_);
+  std::vector<ShipJob> out;
+  for (const auto& [name, id] : committed_.names()) {
+    const StreamState& s = *committed_.find(id);
+    for (const auto& [chunk, size] : s.sealed) out.push_back(ShipJob{name, id, chunk, size});
+  }
+  return out;
+}
+
+Engine::Stats Engine::stats() const {
+  std::lock_guard lock(stats_mu_);
+  return stats_;
+}
+
+}  // namespace horizon::writer

@@ -1,0 +1,208 @@
+#pragma once
+// The storage engine of the Writer: sequencing, group commit to the WAL,
+// live chunk files, checkpoints, recovery and live reads.
+//
+// Every request is sequenced under one mutex (the sequencer decides order
+// and offsets, no I/O under it), queued, and committed by the single WAL
+// owner: all queued requests share one WAL write and one fdatasync, and each
+// caller's callback runs only after the sync that covers it. Then the bytes
+// are written to the live chunk files (page cache) and become visible to
+// readers, who never see uncommitted bytes and never take the sequencer's
+// lock.
+//
+// Failure policy: a failed WAL write or fdatasync latches the engine into a
+// failed state (writes refused with storage_failed, reads keep working); it
+// is never retried. ENOSPC on the WAL write is the exception: the partial
+// tail is cut off again, the queued requests fail with disk_full, and the
+// engine keeps serving (retries succeed once space returns).
+//
+// Thread-safety: all public member functions are safe to call from any
+// thread. Callbacks run on the commit thread (or inside step() in manual
+// mode) and must not block.
+
+#include "core/cursor.h"
+#include "core/errc.h"
+#include "core/timestamp.h"
+#include "core/wire.h"
+#include "wal/fs.h"
+#include "writer/state.h"
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace horizon::writer {
+
+struct EngineOptions {
+  std::string server = "?";                      // server hint in the cursors the engine writes
+  std::uint64_t chunk_size = 8u << 20;           // rotation threshold
+  std::uint64_t checkpoint_bytes = 64u << 20;    // checkpoint when the WAL segment passes this
+  std::uint64_t max_batch_bytes = 32u << 20;     // cap on one group commit
+  std::size_t max_open_files = 256;              // LRU of open chunk files
+  bool background = true;                        // commit thread; false: the caller drives step()
+  std::function<Timestamp()> clock = [] { return Timestamp::now(); };
+};
+
+struct AppendOutcome {
+  Cursor offset;          // after the last line; or the current end when conflict is true
+  bool conflict = false;  // the After precondition failed; nothing was written
+};
+
+struct RecoveryReport {
+  bool fresh = false;                    // the data directory was new (bootstrapped)
+  std::uint64_t commits_replayed = 0;
+  std::uint64_t torn_tail_bytes = 0;     // cut off the last segment
+  std::uint64_t snapshot_commit = 0;     // last commit covered by the snapshot
+};
+
+// One sealed chunk that the store has not confirmed yet.
+struct ShipJob {
+  StreamName stream;
+  std::uint64_t stream_id;
+  std::uint64_t chunk_no;
+  std::uint64_t size;
+};
+
+struct LiveRead {
+  std::string bytes;  // whole raw lines, each ending with '\n'
+  Cursor next;        // the cursor after the last returned line
+  std::size_t lines = 0;
+};
+
+class Engine {
+ public:
+  // Recovers (or bootstraps "/" and "/_sub" in) the data directory behind
+  // `fs`. The caller holds the directory lock (wal::DirLock) for the
+  // engine's lifetime; `fs` must outlive the engine.
+  [[nodiscard]] static Result<std::unique_ptr<Engine>> open(wal::Fs& fs, EngineOptions options);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  using AppendCallback = std::function<void(Result<AppendOutcome>)>;
+  using DoneCallback = std::function<void(Result<void>)>;
+
+  // Errors: stream_exists, parent_not_found, storage_failed, disk_full.
+  void create_stream(const StreamName& name, DoneCallback done);
+  // Errors: stream_not_found, storage_failed, disk_full; a failed After is
+  // a success with conflict = true. An empty batch is a no-op.
+  void append(wire::AppendRequest request, AppendCallback done);
+  // Idempotent. Errors: stream_not_found, subscription_not_found,
+  // not_a_subscription, subscription_loop, storage_failed, disk_full.
+  void subscribe(const StreamName& stream, const StreamName& subscription, DoneCallback done);
+  void unsubscribe(const StreamName& stream, const StreamName& subscription, DoneCallback done);
+  // Marks a sealed chunk as shipped (the store confirmed it); its local file
+  // is removed after the commit. Idempotent.
+  void mark_shipped(const StreamName& stream, std::uint64_t chunk_no, DoneCallback done);
+
+  // Blocking forms (they drive step() themselves in manual mode).
+  [[nodiscard]] Result<void> create_stream_sync(const StreamName& name);
+  [[nodiscard]] Result<AppendOutcome> append_sync(wire::AppendRequest request);
+  [[nodiscard]] Result<void> subscribe_sync(const StreamName& stream, const StreamName& subscription);
+  [[nodiscard]] Result<void> unsubscribe_sync(const StreamName& stream, const StreamName& subscription);
+  [[nodiscard]] Result<void> mark_shipped_sync(const StreamName& stream, std::uint64_t chunk_no);
+
+  // Up to `max_lines` committed raw lines of one chunk from `from` (never
+  // crossing into the next chunk: follow the Rotated line). Errors:
+  // stream_not_found, chunk_not_found (not held here: read the store),
+  // invalid_cursor (beyond the end or not at a line start).
+  [[nodiscard]] Result<LiveRead> read(const Cursor& from, std::size_t max_lines) const;
+  // The committed end of a stream.
+  [[nodiscard]] Result<Cursor> end_of(const StreamName& stream) const;
+  // Committed subscriptions of a stream.
+  [[nodiscard]] Result<std::vector<StreamName>> subscriptions_of(const StreamName& stream) const;
+  std::vector<StreamName> stream_names() const;
+  std::vector<ShipJob> ship_queue() const;
+
+  // Syncs chunk files, writes an atomic snapshot, starts a new WAL segment
+  // and drops the old ones. Runs on the commit thread between batches.
+  [[nodiscard]] Result<void> checkpoint();
+  // Manual mode: commits one batch if any is queued; returns whether it did.
+  bool step();
+  // Drains the queue, checkpoints, stops the commit thread. Idempotent.
+  [[nodiscard]] Result<void> close();
+
+  bool failed() const { return failed_.load(); }
+  std::optional<Error> failure() const;
+  const RecoveryReport& recovery() const { return report_; }
+  const std::string& server() const { return options_.server; }
+
+  struct Stats {
+    std::uint64_t commits = 0;      // group commits (= WAL fdatasyncs)
+    std::uint64_t requests = 0;     // requests committed
+    std::uint64_t lines = 0;        // application lines committed
+    std::uint64_t wal_bytes = 0;
+    std::uint64_t checkpoints = 0;
+  };
+  Stats stats() const;
+
+ private:
+  struct Pending;
+  class FileCache;
+
+  Engine(wal::Fs& fs, EngineOptions options);
+  Result<void> recover();
+  Result<void> start_segment(std::uint64_t segment_no);
+  void enqueue(std::unique_ptr<Pending> p);
+  void fail_now(std::unique_ptr<Pending> p, const Error& e);
+  void commit_loop();
+  // Commits everything queued (up to max_batch_bytes). Returns false if the
+  // queue was empty.
+  bool commit_batch();
+  bool commit_batch_locked();  // commit_mu_ held
+  Result<void> checkpoint_locked();
+  void latch(const Error& e);
+  Cursor cursor(const StreamState& s, std::uint64_t chunk, std::uint64_t offset) const;
+  // Sequencer helpers (mu_ held): append lines to the pending state and
+  // rotate if the chunk passed the threshold.
+  void seq_write(StreamState const& s, std::string bytes, std::vector<Op>& ops);
+  Result<void> seq_apply(std::vector<Op>& ops, Op op);
+  // Submits through `submit(callback)` and waits for the callback (driving
+  // step() in manual mode).
+  template <class T, class Submit>
+  T run_sync(Submit&& submit);
+
+  wal::Fs& fs_;
+  const EngineOptions options_;
+  RecoveryReport report_;
+  std::unique_ptr<FileCache> files_;
+
+  // Sequencer: pending state and the queue.
+  mutable std::mutex mu_;
+  std::condition_variable queue_cv_;
+  State pending_;                                  // GUARDED_BY(mu_)
+  std::deque<std::unique_ptr<Pending>> queue_;     // GUARDED_BY(mu_)
+  bool stopping_ = false;                          // GUARDED_BY(mu_)
+
+  // Committed state, read by readers.
+  mutable std::shared_mutex committed_mu_;
+  State committed_;                                // GUARDED_BY(committed_mu_); written by the WAL owner
+
+  // WAL owner (commit thread, or step() callers serialized by commit_mu_).
+  std::mutex commit_mu_;
+  std::unique_ptr<wal::File> segment_;
+  std::uint64_t segment_no_ = 0;
+  std::uint64_t segment_size_ = 0;
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> touched_chunks_;  // since the last checkpoint
+  std::string record_buf_;
+
+  std::atomic<bool> failed_{false};
+  mutable std::mutex failure_mu_;
+  std::optional<Error> failure_;
+
+  mutable std::mutex stats_mu_;
+  Stats stats_;
+
+  std::thread thread_;
+  bool closed_ = false;
+};
+
+}  // namespace horizon::writer

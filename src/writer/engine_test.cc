@@ -1,0 +1,407 @@
+#include "writer/engine.h"
+
+#include "wal/failpoint.h"
+#include "wal/filename.h"
+#include "wal/sim_fs.h"
+#include "writer/test_util.h"
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <filesystem>
+#include <map>
+#include <random>
+#include <set>
+#include <thread>
+
+namespace horizon::writer {
+namespace {
+
+using testing::append_req;
+using testing::read_stream;
+using testing::sn;
+
+EngineOptions manual(std::uint64_t chunk_size = 8u << 20) {
+  EngineOptions o;
+  o.background = false;
+  o.server = "127.0.0.1";
+  o.chunk_size = chunk_size;
+  o.clock = [] { return Timestamp::parse("2017-03-31T11:09:00.643Z").value(); };
+  return o;
+}
+
+std::vector<std::string> contents(const std::vector<testing::ReadLine>& lines) {
+  std::vector<std::string> out;
+  for (const auto& l : lines) out.push_back(l.line.is_meta() ? "/" + l.line.meta_type : l.line.content);
+  return out;
+}
+
+TEST(Engine, FreshDirectoryBootstrapsRootAndSub) {
+  wal::SimFs fs(1);
+  auto e = Engine::open(fs, manual());
+  ASSERT_TRUE(e) << e.error().message;
+  EXPECT_TRUE((*e)->recovery().fresh);
+  EXPECT_EQ((*e)->stream_names(), (std::vector<StreamName>{sn("/"), sn("/_sub")}));
+  auto root = read_stream(**e, sn("/"));
+  ASSERT_TRUE(root);
+  ASSERT_EQ(root->size(), 2u);
+  EXPECT_EQ(root->at(0).line.encode(),
+            "/Created {\"subscription_ids\":[],\"ts\":\"2017-03-31T11:09:00.643Z\"}\n");
+  EXPECT_EQ(root->at(1).line.encode(),
+            "/ChildStreamCreated {\"name\":\"/_sub\",\"cursor\":\"/_sub:0:0:127.0.0.1\",\"ts\":"
+            "\"2017-03-31T11:09:00.643Z\"}\n");
+}
+
+TEST(Engine, CreateAppendReadAndErrors) {
+  wal::SimFs fs(2);
+  auto e = std::move(Engine::open(fs, manual()).value());
+  ASSERT_TRUE(e->create_stream_sync(sn("/tenants")));
+  ASSERT_TRUE(e->create_stream_sync(sn("/tenants/acme")));
+  auto exists = e->create_stream_sync(sn("/tenants"));
+  ASSERT_FALSE(exists);
+  EXPECT_EQ(exists.error().code, errc::stream_exists);
+  auto orphan = e->create_stream_sync(sn("/nope/child"));
+  ASSERT_FALSE(orphan);
+  EXPECT_EQ(orphan.error().code, errc::parent_not_found);
+  EXPECT_NE(orphan.error().message.find("parent stream /nope does not exist"), std::string::npos);
+
+  auto a = e->append_sync(append_req(sn("/tenants/acme"), {"l1", "l2"}));
+  ASSERT_TRUE(a) << a.error().message;
+  EXPECT_FALSE(a->conflict);
+  // Created is 65 bytes; " l1\n" and " l2\n" are 4 each.
+  EXPECT_EQ(a->offset.to_string(), "/tenants/acme:0:73:127.0.0.1");
+  auto missing = e->append_sync(append_req(sn("/nope"), {"x"}));
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().code, errc::stream_not_found);
+
+  auto lines = read_stream(*e, sn("/tenants/acme"));
+  ASSERT_TRUE(lines);
+  EXPECT_EQ(contents(*lines), (std::vector<std::string>{"/Created", "l1", "l2"}));
+  EXPECT_EQ(lines->back().after, a->offset);
+  auto parent = read_stream(*e, sn("/tenants"));
+  ASSERT_TRUE(parent);
+  EXPECT_EQ(contents(*parent), (std::vector<std::string>{"/Created", "/ChildStreamCreated"}));
+
+  // Reads: from the middle, limits, errors.
+  auto part = e->read(Cursor::parse("/tenants/acme:0:65").value(), 1);
+  ASSERT_TRUE(part);
+  EXPECT_EQ(part->bytes, " l1\n");
+  EXPECT_EQ(part->next.to_string(), "/tenants/acme:0:69:127.0.0.1");
+  auto mid = e->read(Cursor::parse("/tenants/acme:0:66").value(), 1);
+  ASSERT_FALSE(mid);
+  EXPECT_EQ(mid.error().code, errc::invalid_cursor);
+  auto beyond = e->read(Cursor::parse("/tenants/acme:0:74").value(), 1);
+  ASSERT_FALSE(beyond);
+  EXPECT_EQ(beyond.error().code, errc::invalid_cursor);
+  auto at_end = e->read(Cursor::parse("/tenants/acme:0:73").value(), 10);
+  ASSERT_TRUE(at_end);
+  EXPECT_EQ(at_end->lines, 0u);
+  auto no_chunk = e->read(Cursor::parse("/tenants/acme:1:0").value(), 1);
+  ASSERT_FALSE(no_chunk);
+  EXPECT_EQ(no_chunk.error().code, errc::chunk_not_found);
+}
+
+TEST(Engine, AfterPreconditionAndEmptyAppend) {
+  wal::SimFs fs(3);
+  auto e = std::move(Engine::open(fs, manual()).value());
+  ASSERT_TRUE(e->create_stream_sync(sn("/a")));
+  auto end = e->end_of(sn("/a")).value();
+  auto ok = e->append_sync(append_req(sn("/a"), {"x"}, end));
+  ASSERT_TRUE(ok);
+  EXPECT_FALSE(ok->conflict);
+  auto stale = e->append_sync(append_req(sn("/a"), {"y"}, end));
+  ASSERT_TRUE(stale);
+  EXPECT_TRUE(stale->conflict);
+  EXPECT_EQ(stale->offset, ok->offset);  // the current end
+  auto chained = e->append_sync(append_req(sn("/a"), {"y"}, ok->offset));
+  ASSERT_TRUE(chained);
+  EXPECT_FALSE(chained->conflict);
+  auto empty = e->append_sync(append_req(sn("/a"), {}));
+  ASSERT_TRUE(empty);
+  EXPECT_EQ(empty->offset, chained->offset);
+  EXPECT_EQ(contents(read_stream(*e, sn("/a")).value()), (std::vector<std::string>{"/Created", "x", "y"}));
+}
+
+TEST(Engine, RotationNeverSplitsABatchAndChainsChunks) {
+  wal::SimFs fs(4);
+  auto e = std::move(Engine::open(fs, manual(200)).value());
+  ASSERT_TRUE(e->create_stream_sync(sn("/_sub/s")));
+  ASSERT_TRUE(e->create_stream_sync(sn("/r")));
+  ASSERT_TRUE(e->subscribe_sync(sn("/r"), sn("/_sub/s")));
+  std::vector<Cursor> acks;
+  for (int i = 0; i < 20; ++i) {
+    auto a = e->append_sync(append_req(sn("/r"), {"batch" + std::to_string(i) + "-a", "batch" + std::to_string(i) + "-b"}));
+    ASSERT_TRUE(a);
+    acks.push_back(a->offset);
+    // The Offset of an append just before a rotation is still a valid After.
+    auto next = e->append_sync(append_req(sn("/r"), {}, a->offset));
+    ASSERT_TRUE(next);
+    EXPECT_FALSE(next->conflict) << i;
+  }
+  auto lines = read_stream(*e, sn("/r")).value();
+  std::int64_t last_chunk = 0;
+  std::size_t rotations = 0;
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    const auto& l = lines[i];
+    if (l.line.meta_type == "Rotated") {
+      ++rotations;
+      ASSERT_LT(i + 1, lines.size());
+      ASSERT_EQ(lines[i + 1].line.meta_type, "Created");
+      auto created = lines[i + 1].line.meta().value();
+      EXPECT_EQ(std::get<CreatedMeta>(created).subscription_ids, (std::vector<StreamName>{sn("/_sub/s")}));
+    }
+    if (l.line.content.ends_with("-a")) {
+      ASSERT_LT(i + 1, lines.size());
+      EXPECT_EQ(lines[i + 1].line.content, l.line.content.substr(0, l.line.content.size() - 2) + "-b");
+      EXPECT_EQ(lines[i + 1].after.chunk(), l.after.chunk()) << "batch split across chunks";
+    }
+    EXPECT_GE(l.after.chunk(), last_chunk);
+    last_chunk = l.after.chunk();
+  }
+  EXPECT_GE(rotations, 3u);
+  std::size_t sealed_r = 0;
+  for (const auto& job : e->ship_queue()) sealed_r += job.stream == sn("/r") ? 1u : 0u;
+  EXPECT_EQ(sealed_r, rotations);
+  for (std::size_t i = 0; i < acks.size(); ++i) {
+    auto it = std::find_if(lines.begin(), lines.end(), [&](const auto& l) {
+      return l.line.content == "batch" + std::to_string(i) + "-b";
+    });
+    ASSERT_NE(it, lines.end());
+    EXPECT_EQ(it->after, acks[i]);
+  }
+  // Shipping frees the local copy: liveread then says chunk_not_found.
+  ASSERT_TRUE(e->mark_shipped_sync(sn("/r"), 0));
+  ASSERT_TRUE(e->mark_shipped_sync(sn("/r"), 0));  // idempotent
+  auto gone = e->read(Cursor::parse("/r:0:0").value(), 1);
+  ASSERT_FALSE(gone);
+  EXPECT_EQ(gone.error().code, errc::chunk_not_found);
+  EXPECT_FALSE(fs.exists(wal::chunk_path(2 + 2, 0)).value());
+}
+
+TEST(Engine, SubscribeIsIdempotentAndValidated) {
+  wal::SimFs fs(5);
+  auto e = std::move(Engine::open(fs, manual()).value());
+  ASSERT_TRUE(e->create_stream_sync(sn("/a")));
+  ASSERT_TRUE(e->create_stream_sync(sn("/_sub/x")));
+  ASSERT_TRUE(e->subscribe_sync(sn("/a"), sn("/_sub/x")));
+  ASSERT_TRUE(e->subscribe_sync(sn("/a"), sn("/_sub/x")));
+  EXPECT_EQ(e->subscriptions_of(sn("/a")).value(), (std::vector<StreamName>{sn("/_sub/x")}));
+  EXPECT_EQ(contents(read_stream(*e, sn("/a")).value()), (std::vector<std::string>{"/Created", "/Subscribed"}));
+  EXPECT_EQ(e->subscribe_sync(sn("/a"), sn("/_sub/none")).error().code, errc::subscription_not_found);
+  EXPECT_EQ(e->subscribe_sync(sn("/none"), sn("/_sub/x")).error().code, errc::stream_not_found);
+  EXPECT_EQ(e->subscribe_sync(sn("/a"), sn("/a")).error().code, errc::not_a_subscription);
+  EXPECT_EQ(e->subscribe_sync(sn("/_sub/x"), sn("/_sub/x")).error().code, errc::subscription_loop);
+  ASSERT_TRUE(e->unsubscribe_sync(sn("/a"), sn("/_sub/x")));
+  ASSERT_TRUE(e->unsubscribe_sync(sn("/a"), sn("/_sub/x")));
+  EXPECT_TRUE(e->subscriptions_of(sn("/a")).value().empty());
+  EXPECT_EQ(contents(read_stream(*e, sn("/a")).value()),
+            (std::vector<std::string>{"/Created", "/Subscribed", "/Unsubscribed"}));
+}
+
+TEST(Engine, GroupCommitSharesOneSync) {
+  wal::SimFs fs(6);
+  auto e = std::move(Engine::open(fs, manual()).value());
+  ASSERT_TRUE(e->create_stream_sync(sn("/a")));
+  const auto before = e->stats().commits;
+  std::vector<Result<AppendOutcome>> results;
+  for (int i = 0; i < 50; ++i) {
+    e->append(append_req(sn("/a"), {"l" + std::to_string(i)}),
+              [&results](Result<AppendOutcome> r) { results.push_back(std::move(r)); });
+  }
+  EXPECT_TRUE(results.empty());  // nobody is answered before the sync
+  ASSERT_TRUE(e->step());
+  EXPECT_EQ(results.size(), 50u);
+  EXPECT_EQ(e->stats().commits, before + 1);
+}
+
+TEST(Engine, RecoversAfterCleanCloseAndAfterKill) {
+  wal::SimFs fs(7);
+  {
+    auto e = std::move(Engine::open(fs, manual(300)).value());
+    ASSERT_TRUE(e->create_stream_sync(sn("/a")));
+    for (int i = 0; i < 30; ++i) ASSERT_TRUE(e->append_sync(append_req(sn("/a"), {"x" + std::to_string(i)})));
+    ASSERT_TRUE(e->close());
+  }
+  std::vector<std::string> expect;
+  {
+    auto e = std::move(Engine::open(fs, manual(300)).value());
+    EXPECT_FALSE(e->recovery().fresh);
+    EXPECT_EQ(e->recovery().commits_replayed, 0u);  // everything was in the snapshot
+    for (int i = 30; i < 40; ++i) ASSERT_TRUE(e->append_sync(append_req(sn("/a"), {"x" + std::to_string(i)})));
+    expect = contents(read_stream(*e, sn("/a")).value());
+  }  // no close: a kill
+  fs.restart();  // and a power cut
+  auto e = std::move(Engine::open(fs, manual(300)).value());
+  EXPECT_EQ(e->recovery().commits_replayed, 10u);
+  EXPECT_EQ(contents(read_stream(*e, sn("/a")).value()), expect);
+}
+
+TEST(Engine, MidLogCorruptionRefusesToStart) {
+  wal::SimFs fs(8);
+  {
+    auto e = std::move(Engine::open(fs, manual()).value());
+    ASSERT_TRUE(e->create_stream_sync(sn("/a")));
+    for (int i = 0; i < 5; ++i) ASSERT_TRUE(e->append_sync(append_req(sn("/a"), {"x"})));
+  }
+  const std::string seg = wal::segment_path(1);
+  const std::string before = fs.read_all(seg).value();
+  fs.corrupt(seg, 200, "\xff");
+  auto e = Engine::open(fs, manual());
+  ASSERT_FALSE(e);
+  EXPECT_EQ(e.error().code, errc::corruption);
+  EXPECT_NE(e.error().message.find("refusing to start"), std::string::npos) << e.error().message;
+  EXPECT_NE(e.error().message.find("wal/00000000000000000001.log"), std::string::npos) << e.error().message;
+  EXPECT_EQ(fs.read_all(seg).value().size(), before.size());  // nothing truncated
+}
+
+TEST(Engine, CorruptSnapshotRefusesToStart) {
+  wal::SimFs fs(9);
+  {
+    auto e = std::move(Engine::open(fs, manual()).value());
+    ASSERT_TRUE(e->create_stream_sync(sn("/a")));
+    ASSERT_TRUE(e->close());
+  }
+  fs.corrupt("snapshot", 30, "\x01");
+  auto e = Engine::open(fs, manual());
+  ASSERT_FALSE(e);
+  EXPECT_NE(e.error().message.find("snapshot"), std::string::npos);
+}
+
+TEST(Engine, FdatasyncFailureLatchesAndIsNeverRetried) {
+  // RELIABILITY A7 at the engine level, for the k-th sync, k = 1..60.
+  for (std::uint64_t k = 1; k <= 60; ++k) {
+    wal::SimFs fs(100 + k);
+    std::set<std::string> acked;
+    {
+      auto e = std::move(Engine::open(fs, manual(400)).value());
+      ASSERT_TRUE(e->create_stream_sync(sn("/a")));
+      fs.fail_sync(k, errc::storage_failed);
+      bool failed_seen = false;
+      for (int i = 0; i < 80; ++i) {
+        const std::string line = "k" + std::to_string(k) + "-" + std::to_string(i);
+        auto r = e->append_sync(append_req(sn("/a"), {line}));
+        if (r) {
+          ASSERT_FALSE(failed_seen) << "acknowledged after a failed fdatasync (k=" << k << ")";
+          acked.insert(line);
+        } else {
+          EXPECT_EQ(r.error().code, errc::storage_failed);
+          failed_seen = true;
+        }
+      }
+      if (failed_seen) {
+        EXPECT_TRUE(e->failed());
+        EXPECT_TRUE(read_stream(*e, sn("/a")));  // reads keep working
+        EXPECT_FALSE(e->create_stream_sync(sn("/b")));
+      }
+    }
+    fs.restart();
+    auto e = Engine::open(fs, manual(400));
+    ASSERT_TRUE(e) << e.error().message;
+    auto lines = contents(read_stream(**e, sn("/a")).value());
+    for (const auto& l : acked) EXPECT_NE(std::find(lines.begin(), lines.end(), l), lines.end()) << l;
+  }
+}
+
+TEST(Engine, DiskFullIsACleanErrorAndResumes) {
+  // RELIABILITY A9: ENOSPC -> disk_full, no corrupt tail, reads continue,
+  // writes resume when space returns, and a restart while full succeeds.
+  wal::SimFs fs(10);
+  auto e = std::move(Engine::open(fs, manual(1u << 20)).value());
+  ASSERT_TRUE(e->create_stream_sync(sn("/a")));
+  std::vector<std::string> acked;
+  for (int cycle = 0; cycle < 20; ++cycle) {
+    fs.set_capacity(1);  // anything that grows a file fails
+    auto r = e->append_sync(append_req(sn("/a"), {"full" + std::to_string(cycle)}));
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, errc::disk_full);
+    EXPECT_FALSE(e->failed());
+    EXPECT_TRUE(read_stream(*e, sn("/a")));
+    fs.clear_capacity();
+    auto ok = e->append_sync(append_req(sn("/a"), {"ok" + std::to_string(cycle)}));
+    ASSERT_TRUE(ok) << ok.error().message;
+    acked.push_back("ok" + std::to_string(cycle));
+  }
+  e.reset();
+  fs.set_capacity(1);
+  fs.restart_clean();
+  auto again = Engine::open(fs, manual(1u << 20));
+  ASSERT_TRUE(again) << "restart while the disk is full: " << again.error().message;
+  auto lines = contents(read_stream(**again, sn("/a")).value());
+  std::vector<std::string> regular(lines.begin() + 1, lines.end());
+  EXPECT_EQ(regular, acked);
+}
+
+TEST(Engine, SecondOwnerOfADataDirectoryIsRefused) {
+  const auto dir = std::filesystem::temp_directory_path() / ("eh-lock-" + std::to_string(::getpid()));
+  auto first = wal::DirLock::acquire(dir.string());
+  ASSERT_TRUE(first);
+  auto second = wal::DirLock::acquire(dir.string());
+  ASSERT_FALSE(second);
+  EXPECT_NE(second.error().message.find("in use by another Writer"), std::string::npos);
+  std::filesystem::remove_all(dir);
+}
+
+// F2 / issue: 32 appenders on one stream during rotation, real files,
+// background commit thread. Offsets unique and contiguous, batches whole.
+TEST(EngineConcurrency, ThirtyTwoAppendersOneStreamDuringRotation) {
+  const auto dir = std::filesystem::temp_directory_path() / ("eh-conc-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  auto fs = std::move(wal::open_posix_fs(dir.string()).value());
+  EngineOptions o;
+  o.chunk_size = 64 * 1024;
+  o.checkpoint_bytes = 256 * 1024;
+  auto e = std::move(Engine::open(*fs, o).value());
+  ASSERT_TRUE(e->create_stream_sync(sn("/c")));
+  constexpr int kThreads = 32, kPerThread = 60;
+  std::mutex mu;
+  std::map<std::string, Cursor> acked;  // last line of each batch -> ack
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937 rng(static_cast<unsigned>(t));
+      for (int i = 0; i < kPerThread; ++i) {
+        std::vector<std::string> lines;
+        const int n = 1 + static_cast<int>(rng() % 5);
+        for (int k = 0; k < n; ++k) lines.push_back(fmt::format("t{}-b{}-l{}-{}", t, i, k, std::string(rng() % 200, 'x')));
+        auto r = e->append_sync(append_req(sn("/c"), lines));
+        ASSERT_TRUE(r) << r.error().message;
+        std::lock_guard lock(mu);
+        acked.emplace(lines.back(), r->offset);
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  auto lines = read_stream(*e, sn("/c")).value();
+  std::set<std::pair<std::int64_t, std::int64_t>> positions;
+  std::size_t regular = 0;
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    EXPECT_TRUE(positions.emplace(lines[i].after.chunk(), lines[i].after.offset()).second);
+    if (lines[i].line.is_meta()) continue;
+    ++regular;
+    const std::string& c = lines[i].line.content;
+    // Batches are contiguous: line k>0 follows line k-1 of the same batch.
+    const auto lpos = c.find("-l");
+    const int k = std::stoi(c.substr(lpos + 2));
+    if (k > 0) {
+      ASSERT_GT(i, 0u);
+      EXPECT_EQ(lines[i - 1].line.content.substr(0, lpos + 2), c.substr(0, lpos + 2));
+      EXPECT_EQ(lines[i - 1].after.chunk(), lines[i].after.chunk());
+    }
+    if (auto it = acked.find(c); it != acked.end()) {
+      EXPECT_EQ(it->second, lines[i].after) << c;
+    }
+  }
+  std::size_t expected_lines = 0;
+  for (const auto& [last, cur] : acked) expected_lines += static_cast<std::size_t>(std::stoi(last.substr(last.find("-l") + 2, 1))) + 1;
+  EXPECT_EQ(regular, expected_lines);
+  EXPECT_EQ(acked.size(), static_cast<std::size_t>(kThreads * kPerThread));
+  EXPECT_GT(e->ship_queue().size(), 3u);
+  EXPECT_LT(e->stats().commits, static_cast<std::uint64_t>(kThreads * kPerThread));  // group commit happened
+  ASSERT_TRUE(e->close());
+  e.reset();
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace horizon::writer
