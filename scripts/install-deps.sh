@@ -13,7 +13,7 @@ packages=(
   # test and benchmark frameworks
   libgtest-dev libgmock-dev libbenchmark-dev
   # independent peers used by the test suite
-  curl openssl strace
+  curl openssl strace prometheus python3
 )
 
 missing=()

@@ -1,46 +1,172 @@
 // horizon: the one binary of Event Horizon (SPEC §11).
 //
-// Subcommands that are not built yet say so and exit with status 2, so that
-// scripts never mistake them for success.
+// Every failure exits non-zero with a one-line reason on stderr. Commands of
+// later issues say that they are not built yet and exit with status 2.
+
+#include "cli/client.h"
+#include "core/cursor.h"
+#include "core/raw_line.h"
+#include "core/wire.h"
+#include "server/writer_process.h"
 
 #include <CLI/CLI.hpp>
+#include <boost/json.hpp>
+#include <curl/curl.h>
+#include <fmt/format.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
+#include <fstream>
+#include <iostream>
 #include <string>
 #include <vector>
 
 namespace {
 
-struct Planned {
-  const char* name;
-  const char* help;
-};
+using namespace horizon;
 
-// SPEC §11, in its order.
-constexpr Planned kCommands[] = {
-    {"writer", "run the Writer (and pub/sub) until SIGINT/SIGTERM"},
-    {"pusher", "run a Pusher for one application"},
-    {"stream-create", "create a stream: stream-create STREAM"},
-    {"stream-append", "append one line: stream-append STREAM LINE"},
-    {"stream-appendfromfile", "import a file, one line per event: stream-appendfromfile STREAM FILE"},
-    {"stream-subscribe", "subscribe: stream-subscribe STREAM SUBSCRIPTION"},
-    {"stream-unsubscribe", "unsubscribe: stream-unsubscribe STREAM SUBSCRIPTION"},
-    {"stream-liveread", "raw lines from the Writer: stream-liveread CURSOR N"},
-    {"reader-read", "up to N lines from a cursor, wherever stored: reader-read CURSOR N"},
-    {"stream-tail", "print a stream and follow new lines: stream-tail STREAM [--from CURSOR]"},
-    {"pubsub-subscribe", "print notifications of a topic: pubsub-subscribe TOPIC"},
-};
+[[noreturn]] void die(const std::string& command, const std::string& message) {
+  std::fprintf(stderr, "horizon %s: %s\n", command.c_str(), message.c_str());
+  std::exit(1);
+}
+
+StreamName stream_arg(const std::string& command, const std::string& text) {
+  auto n = StreamName::parse(text);
+  if (!n) die(command, n.error().message);
+  return *n;
+}
+
+cli::Client connect(const std::string& command, const cli::ClientFlags& flags) {
+  auto cfg = cli::resolve_client_config(flags);
+  if (!cfg) die(command, cfg.error().message);
+  return cli::Client(std::move(*cfg));
+}
+
+// POSTs and returns the body of a 2xx answer; anything else ends the process.
+std::string call(const std::string& command, cli::Client& client, const std::string& path, const std::string& body,
+                 long* status = nullptr) {
+  auto r = client.post(path, body);
+  if (!r) die(command, r.error().message);
+  if (status != nullptr) *status = r->status;
+  if (r->status < 200 || r->status > 299) {
+    if (status != nullptr && r->status == 409) return r->body;
+    die(command, cli::describe_error(*r));
+  }
+  return r->body;
+}
+
+std::string offset_of(const std::string& body) {
+  auto r = wire::parse_append_response(body);
+  return r ? r->offset.to_string() : std::string("?");
+}
+
+int append_from_file(const std::string& command, cli::Client& client, const StreamName& stream,
+                     const std::string& file) {
+  std::ifstream in_file;
+  std::istream* in = &std::cin;
+  if (file != "-") {
+    in_file.open(file, std::ios::binary);
+    if (!in_file) die(command, fmt::format("cannot open {}", file));
+    in = &in_file;
+  }
+  const bool tty = ::isatty(STDERR_FILENO) != 0;
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<std::string> batch;
+  std::size_t total = 0, line_no = 0;
+  std::string last_offset = "(nothing appended)";
+  auto flush = [&] {
+    if (batch.empty()) return;
+    wire::AppendRequest req{stream, std::move(batch), std::nullopt};
+    last_offset = offset_of(call(command, client, "/writer/append", wire::to_json(req)));
+    total += req.lines.size();
+    batch.clear();
+    if (tty) {
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      std::fprintf(stderr, "\r%zu lines appended, %.0f lines/s", total, s > 0 ? static_cast<double>(total) / s : 0.0);
+    }
+  };
+  std::string line;
+  while (std::getline(*in, line)) {
+    ++line_no;
+    if (!line.empty() && line.back() == '\r') line.pop_back();  // CRLF files
+    if (auto ok = validate_line_content(line, line_no); !ok) {
+      flush();
+      die(command, fmt::format("{}: {} ({} lines before it were appended)", file, ok.error().message, total));
+    }
+    batch.push_back(line);
+    if (batch.size() == 1000) flush();
+  }
+  flush();
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (tty) std::fprintf(stderr, "\n");
+  std::printf("appended %zu lines to %s in %.2f s (%.0f lines/s); end %s\n", total, stream.str().c_str(), s,
+              s > 0 ? static_cast<double>(total) / s : 0.0, last_offset.c_str());
+  return 0;
+}
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  curl_global_init(CURL_GLOBAL_DEFAULT);
   CLI::App app{"Event Horizon: a log-based event store.\n"
                "Streams of lines, durable appends, unlimited storage in S3 or a directory,\n"
                "exactly-once push delivery to applications."};
   app.require_subcommand(1);
   app.set_version_flag("--version", "horizon 0.1.0");
-  std::vector<std::string> rest;
-  for (const auto& c : kCommands) {
+  cli::ClientFlags flags;
+  auto client_options = [&flags](CLI::App* sub) {
+    sub->add_option("--store", flags.store, "store URL (default: $STORE, else the local data directory's client.env)");
+    sub->add_option("--token", flags.token, "API token (default: $HORIZON_TOKEN, else client.env)");
+    sub->add_option("--data", flags.data, "data directory whose client.env to use (default: the Writer's default)");
+  };
+
+  server::WriterOptions wo;
+  auto* writer = app.add_subcommand("writer", "run the Writer (and pub/sub) until SIGINT/SIGTERM");
+  writer->add_option("--data", wo.data_dir, "data directory (default: $HORIZON_DATA or ~/.local/share/event-horizon)");
+  writer->add_option("--store", wo.store_url, "store URL (default: $STORE, else file://<data>/store)");
+  writer->add_option("--api", wo.api, "Writer API address (HTTPS)")->capture_default_str();
+  writer->add_option("--pubsub", wo.pubsub, "pub/sub address (TLS)")->capture_default_str();
+  writer->add_option("--metrics", wo.metrics, "metrics address (plain HTTP, GET /metrics)")->capture_default_str();
+  writer->add_option("--advertise", wo.advertise, "host clients use to reach this Writer (in its certificate)")
+      ->capture_default_str();
+  writer->add_option("--chunk-size", wo.chunk_size, "rotation threshold in bytes")->capture_default_str();
+
+  std::string stream_text, line, file, cursor_text, sub_text;
+  std::int64_t count = 0;
+  auto* create = app.add_subcommand("stream-create", "create a stream");
+  create->add_option("STREAM", stream_text, "stream name, e.g. /tenants/acme")->required();
+  client_options(create);
+  auto* append = app.add_subcommand("stream-append", "append one line; prints the cursor after it");
+  append->add_option("STREAM", stream_text)->required();
+  append->add_option("LINE", line)->required();
+  client_options(append);
+  auto* from_file = app.add_subcommand("stream-appendfromfile",
+                                       "import a file (or - for stdin), one line per event, in batches of 1000");
+  from_file->add_option("STREAM", stream_text)->required();
+  from_file->add_option("FILE", file)->required();
+  client_options(from_file);
+  auto* subscribe = app.add_subcommand("stream-subscribe", "subscribe a subscription stream to a stream");
+  subscribe->add_option("STREAM", stream_text)->required();
+  subscribe->add_option("SUBSCRIPTION", sub_text, "a stream under /_sub/")->required();
+  client_options(subscribe);
+  auto* unsubscribe = app.add_subcommand("stream-unsubscribe", "remove a subscription from a stream");
+  unsubscribe->add_option("STREAM", stream_text)->required();
+  unsubscribe->add_option("SUBSCRIPTION", sub_text)->required();
+  client_options(unsubscribe);
+  auto* liveread = app.add_subcommand("stream-liveread", "print up to N raw lines the Writer holds, from CURSOR");
+  liveread->add_option("CURSOR", cursor_text)->required();
+  liveread->add_option("N", count)->required()->check(CLI::Range(std::int64_t{1}, wire::kMaxLinesToRead));
+  client_options(liveread);
+
+  struct Later {
+    const char* name;
+    const char* help;
+  };
+  for (const auto& c : {Later{"pusher", "run a Pusher for one application"},
+                        Later{"reader-read", "up to N lines from a cursor, wherever stored: reader-read CURSOR N"},
+                        Later{"stream-tail", "print a stream and follow new lines: stream-tail STREAM [--from CURSOR]"},
+                        Later{"pubsub-subscribe", "print notifications of a topic: pubsub-subscribe TOPIC"}}) {
     auto* sub = app.add_subcommand(c.name, c.help);
     sub->allow_extras();
     sub->callback([name = c.name] {
@@ -48,6 +174,49 @@ int main(int argc, char** argv) {
       std::exit(2);
     });
   }
+
   CLI11_PARSE(app, argc, argv);
+
+  if (writer->parsed()) return server::run_writer(wo);
+  if (create->parsed()) {
+    const auto name = stream_arg("stream-create", stream_text);
+    auto client = connect("stream-create", flags);
+    call("stream-create", client, "/writer/create_stream", wire::to_json(wire::CreateStreamRequest{name}));
+    std::printf("created %s\n", name.str().c_str());
+    return 0;
+  }
+  if (append->parsed()) {
+    const auto name = stream_arg("stream-append", stream_text);
+    if (auto ok = validate_line_content(line, 0); !ok) die("stream-append", ok.error().message);
+    auto client = connect("stream-append", flags);
+    const auto body = call("stream-append", client, "/writer/append",
+                           wire::to_json(wire::AppendRequest{name, {line}, std::nullopt}));
+    std::printf("%s\n", offset_of(body).c_str());
+    return 0;
+  }
+  if (from_file->parsed()) {
+    const auto name = stream_arg("stream-appendfromfile", stream_text);
+    auto client = connect("stream-appendfromfile", flags);
+    return append_from_file("stream-appendfromfile", client, name, file);
+  }
+  if (subscribe->parsed() || unsubscribe->parsed()) {
+    const std::string cmd = subscribe->parsed() ? "stream-subscribe" : "stream-unsubscribe";
+    const auto name = stream_arg(cmd, stream_text);
+    const auto sub = stream_arg(cmd, sub_text);
+    auto client = connect(cmd, flags);
+    call(cmd, client, subscribe->parsed() ? "/writer/subscribe" : "/writer/unsubscribe",
+         wire::to_json(wire::SubscriptionRequest{name, sub}));
+    std::printf("%s %s %s %s\n", name.str().c_str(), subscribe->parsed() ? "subscribed to" : "unsubscribed from",
+                sub.str().c_str(), "(idempotent)");
+    return 0;
+  }
+  if (liveread->parsed()) {
+    auto c = Cursor::parse(cursor_text);
+    if (!c) die("stream-liveread", c.error().message);
+    auto client = connect("stream-liveread", flags);
+    const auto body = call("stream-liveread", client, "/writer/liveread", wire::to_json(wire::LiveReadRequest{*c, count}));
+    std::fwrite(body.data(), 1, body.size(), stdout);
+    return 0;
+  }
   return 0;
 }

@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
 #include <future>
 #include <list>
 #include <map>
@@ -653,10 +654,14 @@ bool Engine::commit_batch_locked() {
     fail_all(*failure());
     return true;
   }
+  const auto sync_started = std::chrono::steady_clock::now();
   if (auto r = segment_->sync(); !r) {
     latch(r.error());  // never retried: the kernel may have dropped the pages (fsyncgate)
     fail_all(*failure());
     return true;
+  }
+  if (options_.on_sync) {
+    options_.on_sync(std::chrono::duration<double>(std::chrono::steady_clock::now() - sync_started).count());
   }
   segment_size_ += record_buf_.size();
   if (auto r = failpoint::hit("wal.after_sync_before_ack"); !r) {

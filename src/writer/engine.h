@@ -49,6 +49,9 @@ struct EngineOptions {
   std::size_t max_open_files = 256;              // LRU of open chunk files
   bool background = true;                        // commit thread; false: the caller drives step()
   std::function<Timestamp()> clock = [] { return Timestamp::now(); };
+  // Called on the WAL owner after every group commit's fdatasync with its
+  // duration in seconds (for metrics); must be cheap and must not block.
+  std::function<void(double sync_seconds)> on_sync;
 };
 
 struct AppendOutcome {

@@ -1,0 +1,123 @@
+#include "cli/client.h"
+
+#include "server/bootstrap.h"
+#include "server/writer_process.h"
+#include "store/object_store.h"
+
+#include <boost/json.hpp>
+#include <curl/curl.h>
+#include <fmt/format.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+namespace horizon::cli {
+
+namespace json = boost::json;
+
+namespace {
+
+std::string env(const char* name) {
+  const char* v = std::getenv(name);
+  return v != nullptr ? v : "";
+}
+
+std::size_t collect(char* data, std::size_t size, std::size_t n, void* out) {
+  static_cast<std::string*>(out)->append(data, size * n);
+  return size * n;
+}
+
+}  // namespace
+
+Result<ClientConfig> resolve_client_config(const ClientFlags& flags) {
+  ClientConfig c;
+  c.store_url = !flags.store.empty() ? flags.store : env("STORE");
+  c.token = !flags.token.empty() ? flags.token : env("HORIZON_TOKEN");
+  c.key = env("HORIZON_KEY");
+  if (c.store_url.empty() || c.token.empty()) {
+    const std::string dir = flags.data.empty() ? server::default_data_dir() : flags.data;
+    std::ifstream in(dir + "/client.env");
+    if (!in) {
+      return Error::make(errc::invalid_argument,
+                         fmt::format("no STORE/HORIZON_TOKEN given and no {}/client.env readable (start a Writer "
+                                     "here, or set STORE and HORIZON_TOKEN)",
+                                     dir));
+    }
+    std::stringstream ss;
+    ss << in.rdbuf();
+    for (const auto& [k, v] : server::parse_env_file(ss.str())) {
+      if (k == "STORE" && c.store_url.empty()) c.store_url = v;
+      if (k == "HORIZON_TOKEN" && c.token.empty()) c.token = v;
+      if (k == "HORIZON_KEY" && c.key.empty()) c.key = v;
+    }
+  }
+  if (c.store_url.empty()) return Error::make(errc::invalid_argument, "no STORE configured");
+  if (c.token.empty()) return Error::make(errc::invalid_argument, "no HORIZON_TOKEN configured");
+  auto store = store::open_store(c.store_url);
+  if (!store) return store.error();
+  auto disc = (*store)->get(std::string(server::kDiscoveryKey));
+  if (!disc) return disc.error();
+  if (!*disc) {
+    return Error::make(errc::not_ready, fmt::format("store {} has no Writer yet (no discovery record)",
+                                                    (*store)->describe()));
+  }
+  boost::system::error_code ec;
+  auto v = json::parse(**disc, ec);
+  if (ec || !v.is_object() || !v.as_object().contains("api") || !v.as_object().contains("ca_pem")) {
+    return Error::make(errc::corruption, "the store's discovery record is damaged");
+  }
+  c.api = "https://" + std::string(v.at("api").as_string());
+  c.ca_pem = std::string(v.at("ca_pem").as_string());
+  return c;
+}
+
+Client::Client(ClientConfig config) : config_(std::move(config)), curl_(curl_easy_init()) {}
+
+Client::~Client() { curl_easy_cleanup(static_cast<CURL*>(curl_)); }
+
+Result<HttpResult> Client::post(const std::string& path, const std::string& json_body) {
+  CURL* c = static_cast<CURL*>(curl_);
+  if (c == nullptr) return Error::make(errc::internal, "libcurl failed to initialize");
+  HttpResult out;
+  const std::string url = config_.api + path;
+  const std::string auth = "Authorization: Bearer " + config_.token;
+  curl_slist* headers = nullptr;
+  headers = curl_slist_append(headers, "Content-Type: application/json");
+  headers = curl_slist_append(headers, auth.c_str());
+  headers = curl_slist_append(headers, "Expect:");
+  curl_blob ca{const_cast<char*>(config_.ca_pem.data()), config_.ca_pem.size(), CURL_BLOB_COPY};
+  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(c, CURLOPT_POSTFIELDS, json_body.data());
+  curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(json_body.size()));
+  curl_easy_setopt(c, CURLOPT_CAINFO_BLOB, &ca);
+  curl_easy_setopt(c, CURLOPT_SSLVERSION, CURL_SSLVERSION_TLSv1_2);
+  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 120000L);
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &out.body);
+  const CURLcode rc = curl_easy_perform(c);
+  curl_slist_free_all(headers);
+  if (rc != CURLE_OK) {
+    return Error::make(errc::not_ready,
+                       fmt::format("cannot reach the Writer at {}: {}", config_.api, curl_easy_strerror(rc)));
+  }
+  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out.status);
+  return out;
+}
+
+std::string describe_error(const HttpResult& r) {
+  boost::system::error_code ec;
+  auto v = json::parse(r.body, ec);
+  if (!ec && v.is_object() && v.as_object().contains("message") && v.at("message").is_string()) {
+    std::string code = v.as_object().contains("error") && v.at("error").is_string()
+                           ? std::string(v.at("error").as_string())
+                           : "";
+    return fmt::format("{} (HTTP {} {})", std::string(v.at("message").as_string()), r.status, code);
+  }
+  return fmt::format("HTTP {}: {}", r.status, r.body.substr(0, 200));
+}
+
+}  // namespace horizon::cli

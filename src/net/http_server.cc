@@ -1,0 +1,313 @@
+#include "net/http_server.h"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <fmt/format.h>
+#include <openssl/ssl.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <optional>
+#include <atomic>
+#include <thread>
+#include <vector>
+
+namespace horizon::net {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace ssl = asio::ssl;
+using tcp = asio::ip::tcp;
+constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
+
+std::vector<std::string> HttpRequest::header_values(std::string_view name) const {
+  std::vector<std::string> out;
+  for (const auto& [k, v] : headers) {
+    if (k == name) out.push_back(v);
+  }
+  return out;
+}
+
+std::string HttpRequest::path() const { return target.substr(0, target.find('?')); }
+
+namespace {
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+HttpResponse error_response(int status, std::string_view code, std::string_view message) {
+  HttpResponse r;
+  r.status = status;
+  r.body = fmt::format(R"({{"error":"{}","message":"{}"}})", code, message);
+  r.close = true;
+  return r;
+}
+
+// Waits for the handler's answer, which may come from any thread: the
+// answer is posted to this coroutine's strand, stored, and wakes the
+// coroutine by cancelling a timer it waits on. (The post can only run once
+// the coroutine is suspended in async_wait, since both use the strand.)
+asio::awaitable<HttpResponse> call_handler(const Handler& handler, HttpRequest req) {
+  auto ex = co_await asio::this_coro::executor;
+  auto wake = std::make_shared<asio::steady_timer>(ex, asio::steady_timer::time_point::max());
+  auto answer = std::make_shared<std::optional<HttpResponse>>();
+  handler(std::move(req), [wake, answer](HttpResponse resp) {
+    asio::post(wake->get_executor(), [wake, answer, resp = std::move(resp)]() mutable {
+      *answer = std::move(resp);
+      wake->cancel();
+    });
+  });
+  while (!answer->has_value()) {
+    co_await wake->async_wait(kTuple);
+  }
+  co_return std::move(**answer);
+}
+
+}  // namespace
+
+struct HttpServer::Impl {
+  HttpServerOptions options;
+  Handler handler;
+  asio::io_context io{options.threads};
+  ssl::context tls{ssl::context::tls_server};
+  tcp::acceptor acceptor{io};
+  std::vector<std::thread> threads;
+  std::atomic<std::size_t> connections{0};
+  std::atomic<std::size_t> in_flight{0};
+  std::atomic<bool> stopping{false};
+  std::uint16_t port = 0;
+  bool stopped = false;
+
+  Impl(HttpServerOptions o, Handler h) : options(std::move(o)), handler(std::move(h)) {}
+
+  Result<void> setup_tls() {
+    boost::system::error_code ec;
+    tls.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
+                        ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 | ssl::context::single_dh_use,
+                    ec);
+    SSL_CTX* ctx = tls.native_handle();
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+    if (SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:ECDHE+CHACHA20") != 1) {
+      return Error::make(errc::internal, "TLS: no usable TLS 1.2 cipher suites");
+    }
+    tls.use_certificate_chain(asio::buffer(options.cert_pem), ec);
+    if (ec) return Error::make(errc::invalid_argument, "TLS: the server certificate is not valid PEM: " + ec.message());
+    tls.use_private_key(asio::buffer(options.key_pem), ssl::context::pem, ec);
+    if (ec) return Error::make(errc::invalid_argument, "TLS: the server key is not valid PEM: " + ec.message());
+    return {};
+  }
+
+  Result<void> listen() {
+    boost::system::error_code ec;
+    auto addr = asio::ip::make_address(options.address, ec);
+    if (ec) return Error::make(errc::invalid_argument, fmt::format("{}: bad listen address \"{}\"", options.name, options.address));
+    tcp::endpoint ep(addr, options.port);
+    acceptor.open(ep.protocol(), ec);
+    if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor.bind(ep, ec);
+    if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+      return Error::make(errc::not_ready, fmt::format("{}: cannot listen on {}:{}: {}", options.name, options.address,
+                                                      options.port, ec.message()));
+    }
+    port = acceptor.local_endpoint().port();
+    return {};
+  }
+
+  asio::awaitable<void> accept_loop() {
+    for (;;) {
+      auto [ec, socket] = co_await acceptor.async_accept(asio::make_strand(io), kTuple);
+      if (ec) {
+        if (ec == asio::error::operation_aborted || stopping) co_return;
+        continue;  // e.g. EMFILE: keep serving the others
+      }
+      if (connections.load() >= options.max_connections) {
+        boost::system::error_code ignored;
+        socket.close(ignored);  // fast reject
+        continue;
+      }
+      ++connections;
+      auto ex = socket.get_executor();
+      if (options.tls) {
+        asio::co_spawn(ex, tls_session(beast::ssl_stream<beast::tcp_stream>(std::move(socket), tls)),
+                       [this](std::exception_ptr e) { session_done(e); });
+      } else {
+        asio::co_spawn(ex, plain_session(beast::tcp_stream(std::move(socket))),
+                       [this](std::exception_ptr e) { session_done(e); });
+      }
+    }
+  }
+
+  void session_done(std::exception_ptr e) {
+    --connections;
+    if (e) {
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& ex) {
+        spdlog::warn("{}: connection ended by an exception: {}", options.name, ex.what());
+      }
+    }
+  }
+
+  asio::awaitable<void> tls_session(beast::ssl_stream<beast::tcp_stream> stream) {
+    beast::get_lowest_layer(stream).expires_after(options.header_timeout);
+    auto [ec] = co_await stream.async_handshake(ssl::stream_base::server, kTuple);
+    if (ec) co_return;  // downgrade attempts, wrong CA, plain HTTP: just close
+    co_await serve(stream);
+    beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(2));
+    co_await stream.async_shutdown(kTuple);
+  }
+
+  asio::awaitable<void> plain_session(beast::tcp_stream stream) {
+    co_await serve(stream);
+    boost::system::error_code ignored;
+    stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  }
+
+  template <class Stream>
+  asio::awaitable<bool> write(Stream& stream, const HttpResponse& r, unsigned version, bool keep_alive) {
+    http::response<http::string_body> res{static_cast<http::status>(r.status), version};
+    res.set(http::field::server, "event-horizon");
+    res.set(http::field::content_type, r.content_type);
+    for (const auto& [k, v] : r.headers) res.set(k, v);
+    res.keep_alive(keep_alive && !r.close);
+    res.body() = r.body;
+    res.prepare_payload();
+    beast::get_lowest_layer(stream).expires_after(options.body_timeout);
+    auto [ec, n] = co_await http::async_write(stream, res, kTuple);
+    co_return !ec && res.keep_alive();
+  }
+
+  template <class Stream>
+  asio::awaitable<void> serve(Stream& stream) {
+    beast::flat_buffer buffer;
+    for (;;) {
+      if (stopping) co_return;
+      http::request_parser<http::string_body> parser;
+      parser.header_limit(static_cast<std::uint32_t>(options.max_header_bytes));
+      parser.body_limit(options.max_body_bytes);
+      beast::get_lowest_layer(stream).expires_after(options.header_timeout);
+      auto [ec, n] = co_await http::async_read_header(stream, buffer, parser, kTuple);
+      if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == asio::error::eof ||
+          ec == asio::error::connection_reset || ec == asio::error::operation_aborted) {
+        co_return;
+      }
+      if (ec == http::error::body_limit) {  // a declared Content-Length over the limit
+        co_await write(stream, error_response(413, "body_too_large",
+                                              fmt::format("request body exceeds {} bytes", options.max_body_bytes)),
+                       11, false);
+        co_return;
+      }
+      if (ec == http::error::header_limit) {
+        co_await write(stream, error_response(431, "headers_too_large",
+                                              fmt::format("request headers exceed {} bytes", options.max_header_bytes)),
+                       11, false);
+        co_return;
+      }
+      if (ec) {
+        co_await write(stream, error_response(400, "bad_request", "malformed HTTP request: " + ec.message()), 11, false);
+        co_return;
+      }
+      auto& head = parser.get();
+      if (auto len = parser.content_length(); len && *len > options.max_body_bytes) {
+        co_await write(stream, error_response(413, "body_too_large",
+                                              fmt::format("request body of {} bytes exceeds {} bytes", *len,
+                                                          options.max_body_bytes)),
+                       head.version(), false);
+        co_return;
+      }
+      if (lower(std::string(head[http::field::expect])) == "100-continue") {
+        http::response<http::empty_body> cont{http::status::continue_, head.version()};
+        auto [wec, wn] = co_await http::async_write(stream, cont, kTuple);
+        if (wec) co_return;
+      }
+      beast::get_lowest_layer(stream).expires_after(options.body_timeout);
+      auto [bec, bn] = co_await http::async_read(stream, buffer, parser, kTuple);
+      if (bec == http::error::body_limit) {
+        co_await write(stream, error_response(413, "body_too_large",
+                                              fmt::format("request body exceeds {} bytes", options.max_body_bytes)),
+                       head.version(), false);
+        co_return;
+      }
+      if (bec) {
+        if (bec != beast::error::timeout && bec != http::error::end_of_stream) {
+          co_await write(stream, error_response(400, "bad_request", "malformed HTTP request body: " + bec.message()),
+                         head.version(), false);
+        }
+        co_return;
+      }
+      auto msg = parser.release();
+      HttpRequest req;
+      req.method = std::string(msg.method_string());
+      req.target = std::string(msg.target());
+      for (const auto& f : msg) req.headers.emplace_back(lower(f.name_string()), std::string(f.value()));
+      req.body = std::move(msg.body());
+      boost::system::error_code rec;
+      auto remote = beast::get_lowest_layer(stream).socket().remote_endpoint(rec);
+      if (!rec) req.remote = remote.address().to_string();
+      const bool keep_alive = msg.keep_alive();
+      const unsigned version = msg.version();
+      ++in_flight;
+      HttpResponse resp = co_await call_handler(handler, std::move(req));
+      --in_flight;
+      if (!co_await write(stream, resp, version, keep_alive)) co_return;
+    }
+  }
+};
+
+HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Result<std::unique_ptr<HttpServer>> HttpServer::start(HttpServerOptions options, Handler handler) {
+  auto impl = std::make_unique<Impl>(std::move(options), std::move(handler));
+  if (impl->options.tls) {
+    if (auto r = impl->setup_tls(); !r) return r.error();
+  }
+  if (auto r = impl->listen(); !r) return r.error();
+  Impl* p = impl.get();
+  asio::co_spawn(p->io, p->accept_loop(), asio::detached);
+  for (int i = 0; i < std::max(1, p->options.threads); ++i) {
+    p->threads.emplace_back([p] { p->io.run(); });
+  }
+  return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
+}
+
+HttpServer::~HttpServer() { stop(); }
+
+std::uint16_t HttpServer::port() const { return impl_->port; }
+
+std::size_t HttpServer::connections() const { return impl_->connections.load(); }
+
+void HttpServer::stop(std::chrono::milliseconds grace) {
+  if (impl_->stopped) return;
+  impl_->stopped = true;
+  impl_->stopping = true;
+  asio::post(impl_->io, [p = impl_.get()] {
+    boost::system::error_code ignored;
+    p->acceptor.close(ignored);
+  });
+  const auto deadline = std::chrono::steady_clock::now() + grace;
+  while (impl_->in_flight.load() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  impl_->io.stop();
+  for (auto& t : impl_->threads) t.join();
+  impl_->threads.clear();
+}
+
+}  // namespace horizon::net

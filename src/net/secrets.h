@@ -1,0 +1,47 @@
+#pragma once
+// Secrets for the Writer's bootstrap: random bytes and hex tokens from the OS
+// CSPRNG, a comparison that does not leak where (or whether by length) two
+// secrets differ, and atomic 0600/0644 file writes for keys, tokens and
+// certificates.
+//
+// Thread-safety: every function is safe to call concurrently (OpenSSL 3's
+// RNG is thread-safe); concurrent writes to the same path are last-rename-wins.
+
+#include "core/errc.h"
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+namespace horizon::net {
+
+// `n` bytes from OpenSSL's private CSPRNG (RAND_priv_bytes, seeded from the
+// OS). errc::internal if the RNG fails (e.g. not seeded); never short.
+[[nodiscard]] Result<std::string> random_bytes(std::size_t n);
+
+// Lower-case hex of `n_bytes` random bytes (2 * n_bytes characters). The auth
+// token is random_hex(16) (128 bits), the master key random_hex(32) (256 bits).
+[[nodiscard]] Result<std::string> random_hex(std::size_t n_bytes);
+
+// Lower-case hex of `bytes` ("\x01\xab" -> "01ab").
+std::string to_lower_hex(std::string_view bytes);
+
+// True iff a == b. Both inputs are hashed with SHA-256 first and the two
+// fixed-length digests compared with CRYPTO_memcmp, so neither the position of
+// the first difference nor the lengths leak through timing. Use it for every
+// comparison against a token or key.
+bool constant_time_equal(std::string_view a, std::string_view b);
+
+// Writes `content` to `path` atomically with mode exactly 0600 (whatever the
+// umask): creates a fresh temp file in the same directory
+// (O_CREAT|O_EXCL|O_WRONLY|O_CLOEXEC), writes everything, fsyncs it, renames it
+// over `path` and fsyncs the directory. An existing file at `path` is replaced;
+// readers see the old or the new content, never a mix. On failure the temp file
+// is removed and `path` is untouched. Errors (`<op> <path>: <strerror>`, code
+// storage_failed, or disk_full on ENOSPC/EDQUOT) never contain `content`.
+[[nodiscard]] Result<void> write_secret_file(const std::string& path, std::string_view content);
+
+// As write_secret_file, with mode exactly 0644 (for certificates).
+[[nodiscard]] Result<void> write_public_file(const std::string& path, std::string_view content);
+
+}  // namespace horizon::net

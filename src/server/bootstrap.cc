@@ -1,0 +1,202 @@
+#include "server/bootstrap.h"
+
+#include "core/timestamp.h"
+#include "net/ca.h"
+#include "net/secrets.h"
+
+#include <boost/json.hpp>
+#include <fmt/format.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace horizon::server {
+
+namespace fs = std::filesystem;
+namespace json = boost::json;
+
+namespace {
+
+Result<std::optional<std::string>> read_file(const fs::path& p) {
+  std::error_code ec;
+  if (!fs::exists(p, ec)) return std::optional<std::string>();
+  std::ifstream in(p, std::ios::binary);
+  if (!in) return Error::make(errc::storage_failed, fmt::format("cannot read {}", p.string()));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return std::optional<std::string>(ss.str());
+}
+
+Result<std::string> must_read(const fs::path& p) {
+  auto r = read_file(p);
+  if (!r) return r.error();
+  if (!*r) {
+    return Error::make(errc::corruption, fmt::format("{} is missing (the data directory was bootstrapped; "
+                                                     "restore the file or start with a new data directory)",
+                                                     p.string()));
+  }
+  return std::move(**r);
+}
+
+std::string env_value(const std::vector<std::pair<std::string, std::string>>& env, std::string_view key) {
+  for (const auto& [k, v] : env) {
+    if (k == key) return v;
+  }
+  return {};
+}
+
+std::vector<std::string> cert_hosts(const std::string& advertise) {
+  std::vector<std::string> hosts = {"localhost", "127.0.0.1", "::1"};
+  if (!advertise.empty() && std::find(hosts.begin(), hosts.end(), advertise) == hosts.end()) {
+    hosts.insert(hosts.begin(), advertise);
+  }
+  return hosts;
+}
+
+Result<std::optional<std::string>> discovery_owner(store::ObjectStore& store) {
+  auto d = store.get(std::string(kDiscoveryKey));
+  if (!d) return d.error();
+  if (!*d) return std::optional<std::string>();
+  boost::system::error_code ec;
+  auto v = json::parse(**d, ec);
+  if (ec || !v.is_object() || !v.as_object().contains("writer_id") || !v.at("writer_id").is_string()) {
+    return Error::make(errc::corruption, fmt::format("{} in store {} is not a valid discovery record", kDiscoveryKey,
+                                                     store.describe()));
+  }
+  return std::optional<std::string>(std::string(v.at("writer_id").as_string()));
+}
+
+}  // namespace
+
+Result<void> publish_discovery(store::ObjectStore& store, const WriterIdentity& id, const std::string& api_address,
+                               const std::string& pubsub_address) {
+  auto fp = net::certificate_fingerprint_sha256(id.ca_pem);
+  if (!fp) return fp.error();
+  json::object o;
+  o["writer_id"] = id.writer_id;
+  o["api"] = api_address;
+  o["pubsub"] = pubsub_address;
+  o["ca_pem"] = id.ca_pem;
+  o["ca_sha256"] = *fp;
+  o["updated"] = Timestamp::now().to_string();
+  return store.put(std::string(kDiscoveryKey), json::serialize(o) + "\n");
+}
+
+std::vector<std::pair<std::string, std::string>> parse_env_file(std::string_view text) {
+  std::vector<std::pair<std::string, std::string>> out;
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    auto end = text.find('\n', pos);
+    if (end == std::string_view::npos) end = text.size();
+    auto line = text.substr(pos, end - pos);
+    pos = end + 1;
+    if (line.empty() || line.front() == '#') continue;
+    auto eq = line.find('=');
+    if (eq == std::string_view::npos) continue;
+    out.emplace_back(std::string(line.substr(0, eq)), std::string(line.substr(eq + 1)));
+  }
+  return out;
+}
+
+Result<WriterIdentity> bootstrap_or_load(const BootstrapConfig& c, store::ObjectStore& store) {
+  const fs::path dir(c.data_dir);
+  auto store_url = store::parse_store_url(c.store_url);
+  if (!store_url) return store_url.error();
+  auto owner = discovery_owner(store);
+  if (!owner) return owner.error();
+
+  auto identity_text = read_file(dir / "identity.json");
+  if (!identity_text) return identity_text.error();
+  WriterIdentity id;
+
+  if (!*identity_text) {
+    if (*owner) {
+      return Error::make(errc::conflict,
+                         fmt::format("store {} already belongs to Writer {} (bootstrapped from another data "
+                                     "directory); refusing to bootstrap a second Writer on it. Nothing was written.",
+                                     store_url->canonical, **owner));
+    }
+    auto writer_id = net::random_hex(8);
+    auto token = net::random_hex(16);
+    auto key = net::random_hex(32);
+    if (!writer_id || !token || !key) return Error::make(errc::internal, "the OS random generator failed");
+    auto ca = net::create_ca("Event Horizon internal CA " + *writer_id);
+    if (!ca) return ca.error();
+    auto server = net::issue_server_cert(*ca, c.advertise_host.empty() ? "localhost" : c.advertise_host,
+                                         cert_hosts(c.advertise_host));
+    if (!server) return server.error();
+    std::error_code ec;
+    fs::create_directories(dir / "tls", ec);
+    if (ec) return Error::make(errc::storage_failed, fmt::format("cannot create {}: {}", (dir / "tls").string(), ec.message()));
+    fs::permissions(dir, fs::perms::owner_all, ec);
+    fs::permissions(dir / "tls", fs::perms::owner_all, ec);
+    const std::string env =
+        fmt::format("STORE={}\nHORIZON_TOKEN={}\nHORIZON_KEY={}\n", c.store_url, *token, *key);
+    for (auto r : {net::write_secret_file((dir / "tls" / "ca-key.pem").string(), ca->key_pem),
+                   net::write_public_file((dir / "tls" / "ca.pem").string(), ca->cert_pem),
+                   net::write_secret_file((dir / "tls" / "server-key.pem").string(), server->key_pem),
+                   net::write_public_file((dir / "tls" / "server.pem").string(), server->cert_pem),
+                   net::write_public_file((dir / "ca.pem").string(), ca->cert_pem),
+                   net::write_secret_file((dir / "client.env").string(), env)}) {
+      if (!r) return r.error();
+    }
+    json::object ident{{"writer_id", *writer_id},
+                       {"store", store_url->canonical},
+                       {"created", Timestamp::now().to_string()}};
+    if (auto r = net::write_public_file((dir / "identity.json").string(), json::serialize(ident) + "\n"); !r) {
+      return r.error();
+    }
+    id = WriterIdentity{*writer_id, *token, *key, ca->cert_pem, server->cert_pem, server->key_pem, true};
+  } else {
+    boost::system::error_code ec;
+    auto v = json::parse(**identity_text, ec);
+    if (ec || !v.is_object() || !v.as_object().contains("writer_id") || !v.as_object().contains("store")) {
+      return Error::make(errc::corruption, fmt::format("{} is damaged", (dir / "identity.json").string()));
+    }
+    id.writer_id = std::string(v.at("writer_id").as_string());
+    const std::string bound_store(v.at("store").as_string());
+    if (bound_store != store_url->canonical) {
+      return Error::make(errc::conflict, fmt::format("data directory {} belongs to store {}, not {}; refusing to "
+                                                     "start",
+                                                     c.data_dir, bound_store, store_url->canonical));
+    }
+    if (*owner && **owner != id.writer_id) {
+      return Error::make(errc::conflict, fmt::format("store {} belongs to Writer {}, not to this data directory's "
+                                                     "Writer {}; refusing to start",
+                                                     store_url->canonical, **owner, id.writer_id));
+    }
+    auto env_text = must_read(dir / "client.env");
+    if (!env_text) return env_text.error();
+    const auto env = parse_env_file(*env_text);
+    id.token = env_value(env, "HORIZON_TOKEN");
+    id.master_key = env_value(env, "HORIZON_KEY");
+    if (id.token.size() != 32 || id.master_key.size() != 64) {
+      return Error::make(errc::corruption, fmt::format("{} lacks a valid HORIZON_TOKEN or HORIZON_KEY",
+                                                       (dir / "client.env").string()));
+    }
+    auto ca_pem = must_read(dir / "tls" / "ca.pem");
+    auto ca_key = must_read(dir / "tls" / "ca-key.pem");
+    auto cert = must_read(dir / "tls" / "server.pem");
+    auto key = must_read(dir / "tls" / "server-key.pem");
+    for (const auto* r : {&ca_pem, &ca_key, &cert, &key}) {
+      if (!*r) return r->error();
+    }
+    id.ca_pem = *ca_pem;
+    id.server_cert_pem = *cert;
+    id.server_key_pem = *key;
+    const std::string host = c.advertise_host.empty() ? "localhost" : c.advertise_host;
+    if (!net::verify_server_cert(id.server_cert_pem, id.ca_pem, host)) {
+      // The advertised host changed: issue a new server certificate.
+      auto server = net::issue_server_cert(net::CertifiedKey{id.ca_pem, *ca_key}, host, cert_hosts(c.advertise_host));
+      if (!server) return server.error();
+      if (auto r = net::write_secret_file((dir / "tls" / "server-key.pem").string(), server->key_pem); !r) return r.error();
+      if (auto r = net::write_public_file((dir / "tls" / "server.pem").string(), server->cert_pem); !r) return r.error();
+      id.server_cert_pem = server->cert_pem;
+      id.server_key_pem = server->key_pem;
+    }
+  }
+  return id;
+}
+
+}  // namespace horizon::server

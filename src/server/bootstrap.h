@@ -1,0 +1,56 @@
+#pragma once
+// The Writer's identity: created once per data directory (SPEC §9) and loaded
+// on every later start.
+//
+// First start: refuse if the store already has another Writer's discovery
+// record (nothing is written then); otherwise generate a 128-bit token, a
+// 256-bit master key, an internal CA (ECDSA P-256) and a server certificate
+// for the advertised host, localhost, 127.0.0.1 and ::1; write them to the
+// data directory (secrets mode 0600), `client.env`, `ca.pem`, and last
+// `identity.json` (which marks the bootstrap complete). The caller then
+// publishes the non-secret discovery record (addresses, CA certificate) to
+// the store once it listens (publish_discovery).
+//
+// Later starts: refuse if the data directory belongs to another store or
+// the store's discovery names another Writer; reissue the server
+// certificate if the advertised host changed.
+//
+// Files: docs/format/data-dir.md. Thread-safety: call from one thread.
+
+#include "core/errc.h"
+#include "store/object_store.h"
+
+#include <string>
+#include <vector>
+
+namespace horizon::server {
+
+inline constexpr std::string_view kDiscoveryKey = "_horizon/discovery.json";
+
+struct WriterIdentity {
+  std::string writer_id;
+  std::string token;       // secret
+  std::string master_key;  // secret
+  std::string ca_pem;
+  std::string server_cert_pem;
+  std::string server_key_pem;  // secret
+  bool fresh = false;          // created by this call
+};
+
+struct BootstrapConfig {
+  std::string data_dir;
+  std::string store_url;       // as given (may contain an S3 secret; written only to client.env)
+  std::string advertise_host;  // host clients use to reach this Writer
+};
+
+[[nodiscard]] Result<WriterIdentity> bootstrap_or_load(const BootstrapConfig& config, store::ObjectStore& store);
+
+// Writes the discovery record: writer id, "host:port" of the API and the
+// pub/sub server, the CA certificate and its SHA-256. Nothing secret.
+[[nodiscard]] Result<void> publish_discovery(store::ObjectStore& store, const WriterIdentity& identity,
+                                             const std::string& api_address, const std::string& pubsub_address);
+
+// Parses `KEY=VALUE` lines (client.env); unknown keys are kept.
+std::vector<std::pair<std::string, std::string>> parse_env_file(std::string_view text);
+
+}  // namespace horizon::server

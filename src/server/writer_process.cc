@@ -1,0 +1,176 @@
+#include "server/writer_process.h"
+
+#include "metrics/metrics.h"
+#include "net/http_server.h"
+#include "server/api.h"
+#include "server/bootstrap.h"
+#include "store/object_store.h"
+#include "wal/fs.h"
+#include "writer/engine.h"
+
+#include <fmt/format.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <cstdlib>
+#include <filesystem>
+
+namespace horizon::server {
+
+std::string default_data_dir() {
+  if (const char* d = std::getenv("HORIZON_DATA"); d != nullptr && *d != '\0') return d;
+  if (const char* h = std::getenv("HOME"); h != nullptr && *h != '\0') {
+    return std::string(h) + "/.local/share/event-horizon";
+  }
+  return "horizon-data";
+}
+
+bool split_host_port(const std::string& text, std::string& host, std::uint16_t& port) {
+  std::string p;
+  if (!text.empty() && text.front() == '[') {
+    auto close = text.find(']');
+    if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':') return false;
+    host = text.substr(1, close - 1);
+    p = text.substr(close + 2);
+  } else {
+    auto colon = text.rfind(':');
+    if (colon == std::string::npos) return false;
+    host = text.substr(0, colon);
+    p = text.substr(colon + 1);
+  }
+  if (host.empty() || p.empty() || p.size() > 5 || p.find_first_not_of("0123456789") != std::string::npos) return false;
+  const unsigned long v = std::stoul(p);
+  if (v > 65535) return false;
+  port = static_cast<std::uint16_t>(v);
+  return true;
+}
+
+namespace {
+
+int fail(const std::string& what) {
+  spdlog::error("{}", what);
+  return 1;
+}
+
+std::string advertised(const std::string& host, std::uint16_t port) {
+  return host.find(':') != std::string::npos ? fmt::format("[{}]:{}", host, port) : fmt::format("{}:{}", host, port);
+}
+
+}  // namespace
+
+int run_writer(WriterOptions o) {
+  spdlog::set_default_logger(spdlog::stderr_color_mt("writer"));
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %l [%n] %v", spdlog::pattern_time_type::utc);
+
+  // Block the shutdown signals before any thread starts; sigwait below.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  if (o.data_dir.empty()) o.data_dir = default_data_dir();
+  std::error_code ec;
+  std::filesystem::create_directories(o.data_dir, ec);
+  if (ec) return fail(fmt::format("cannot create data directory {}: {}", o.data_dir, ec.message()));
+  o.data_dir = std::filesystem::canonical(o.data_dir, ec).string();
+  if (o.store_url.empty()) {
+    const char* s = std::getenv("STORE");
+    o.store_url = (s != nullptr && *s != '\0') ? s : "file://" + o.data_dir + "/store";
+  }
+  std::string api_host, pubsub_host, metrics_host;
+  std::uint16_t api_port = 0, pubsub_port = 0, metrics_port = 0;
+  if (!split_host_port(o.api, api_host, api_port)) return fail(fmt::format("--api \"{}\" is not host:port", o.api));
+  if (!split_host_port(o.pubsub, pubsub_host, pubsub_port)) {
+    return fail(fmt::format("--pubsub \"{}\" is not host:port", o.pubsub));
+  }
+  if (!split_host_port(o.metrics, metrics_host, metrics_port)) {
+    return fail(fmt::format("--metrics \"{}\" is not host:port", o.metrics));
+  }
+  if (o.chunk_size < 1024) return fail(fmt::format("--chunk-size {} is below the minimum of 1024 bytes", o.chunk_size));
+
+  auto lock = wal::DirLock::acquire(o.data_dir);
+  if (!lock) return fail(lock.error().message);
+  auto store = store::open_store(o.store_url);
+  if (!store) return fail(store.error().message);
+  BootstrapConfig bc{o.data_dir, o.store_url, o.advertise};
+  auto identity = bootstrap_or_load(bc, **store);
+  if (!identity) return fail(identity.error().message);
+  if (identity->fresh) {
+    spdlog::info("bootstrapped a new Writer {} in {}: client credentials are in {}/client.env (mode 0600), the CA "
+                 "certificate in {}/ca.pem",
+                 identity->writer_id, o.data_dir, o.data_dir, o.data_dir);
+  }
+
+  metrics::Registry registry;
+  auto& sync_latency = registry.histogram("horizon_wal_sync_duration_seconds", "Duration of WAL fdatasync calls",
+                                          metrics::latency_buckets());
+  auto fs = wal::open_posix_fs(o.data_dir);
+  if (!fs) return fail(fs.error().message);
+  writer::EngineOptions eo;
+  eo.server = o.advertise;
+  eo.chunk_size = o.chunk_size;
+  eo.on_sync = [&sync_latency](double s) { sync_latency.observe(s); };
+  auto engine = writer::Engine::open(**fs, eo);
+  if (!engine) return fail(engine.error().message);
+  const auto& rec = (*engine)->recovery();
+  spdlog::info("storage engine ready: {} streams, {} commits replayed, torn tail {} bytes", (*engine)->stream_names().size(),
+               rec.commits_replayed, rec.torn_tail_bytes);
+
+  ApiMetrics api_metrics(registry);
+  register_engine_metrics(registry, **engine);
+  net::HttpServerOptions api_opts;
+  api_opts.address = api_host;
+  api_opts.port = api_port;
+  api_opts.cert_pem = identity->server_cert_pem;
+  api_opts.key_pem = identity->server_key_pem;
+  api_opts.name = "api";
+  auto api = net::HttpServer::start(api_opts, make_api_handler(**engine, identity->token, api_metrics));
+  if (!api) return fail(api.error().message);
+
+  net::HttpServerOptions metrics_opts;
+  metrics_opts.address = metrics_host;
+  metrics_opts.port = metrics_port;
+  metrics_opts.tls = false;
+  metrics_opts.threads = 1;
+  metrics_opts.name = "metrics";
+  auto metrics_server = net::HttpServer::start(metrics_opts, [&registry](net::HttpRequest req, net::Responder respond) {
+    net::HttpResponse r;
+    if (req.path() != "/metrics" || req.method != "GET") {
+      r.status = 404;
+      r.body = R"({"error":"endpoint_not_found","message":"the metrics port serves GET /metrics"})";
+      return respond(std::move(r));
+    }
+    r.content_type = std::string(metrics::Registry::kContentType);
+    r.body = registry.render();
+    respond(std::move(r));
+  });
+  if (!metrics_server) return fail(metrics_server.error().message);
+
+  // Discovery names the ports actually bound (which may have been 0).
+  if (auto r = publish_discovery(**store, *identity, advertised(o.advertise, (*api)->port()),
+                                 advertised(o.advertise, pubsub_port));
+      !r) {
+    return fail("cannot publish discovery to the store: " + r.error().message);
+  }
+  spdlog::info("writer {} ready: api https://{} (listening {}:{}), metrics http://{}:{}/metrics, data {}, store {}",
+               identity->writer_id, advertised(o.advertise, (*api)->port()), api_host, (*api)->port(), metrics_host,
+               (*metrics_server)->port(), o.data_dir, (*store)->describe());
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  spdlog::info("received {}, shutting down: no new connections, finishing in-flight requests",
+               sig == SIGINT ? "SIGINT" : "SIGTERM");
+  (*api)->stop(std::chrono::milliseconds(5000));
+  (*metrics_server)->stop(std::chrono::milliseconds(1000));
+  if (auto r = (*engine)->close(); !r) {
+    spdlog::error("shutdown checkpoint failed: {} (the WAL still has everything; the next start recovers it)",
+                  r.error().message);
+    return 1;
+  }
+  spdlog::info("clean shutdown complete");
+  return 0;
+}
+
+}  // namespace horizon::server

@@ -1,0 +1,32 @@
+#pragma once
+// `horizon writer`: the Writer process (SPEC §11). Runs until SIGINT or
+// SIGTERM, then stops accepting, finishes in-flight requests, checkpoints
+// and exits 0.
+//
+// Thread-safety: run_writer is called once, from main.
+
+#include <cstdint>
+#include <string>
+
+namespace horizon::server {
+
+struct WriterOptions {
+  std::string data_dir;        // empty: default_data_dir()
+  std::string store_url;       // empty: STORE, else file://<data>/store
+  std::string api = "0.0.0.0:9092";
+  std::string pubsub = "0.0.0.0:9091";
+  std::string metrics = "0.0.0.0:9094";
+  std::string advertise = "127.0.0.1";
+  std::uint64_t chunk_size = 8u << 20;
+};
+
+// $HORIZON_DATA, else $HOME/.local/share/event-horizon, else ./horizon-data.
+std::string default_data_dir();
+
+// Returns the process exit status.
+int run_writer(WriterOptions options);
+
+// Splits "host:port" or "[v6]:port"; the port must be 0..65535.
+bool split_host_port(const std::string& text, std::string& host, std::uint16_t& port);
+
+}  // namespace horizon::server

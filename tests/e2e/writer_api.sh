@@ -1,0 +1,174 @@
+#!/usr/bin/env bash
+# End-to-end: the real `horizon writer` binary, real TLS, curl as the
+# independent client. Every row of SPEC §5 with its error paths, the limits
+# (RELIABILITY E2-E5, E7, E8), metrics through promtool, the CLI, graceful
+# shutdown, restart without re-bootstrap, and secrets kept out of logs/store.
+source "$(dirname "$0")/lib.sh"
+
+DATA=$TMP/data
+start_writer "$DATA" || { fail "writer did not start"; finish; exit 1; }
+
+# --- bootstrap files
+check "client.env mode" "600" "$(stat -c %a "$DATA/client.env")"
+check "ca key mode" "600" "$(stat -c %a "$DATA/tls/ca-key.pem")"
+check "token is 128-bit hex" "32" "${#TOKEN}"
+contains "discovery has the CA" "BEGIN CERTIFICATE" "$(cat "$DATA/store/_horizon/discovery.json")"
+openssl verify -CAfile "$CA" -verify_hostname localhost "$DATA/tls/server.pem" >/dev/null 2>&1 && pass || fail "server cert does not verify for localhost"
+openssl verify -CAfile "$CA" -verify_ip 127.0.0.1 "$DATA/tls/server.pem" >/dev/null 2>&1 && pass || fail "server cert does not verify for 127.0.0.1"
+
+# --- health (no token needed)
+out=$(curl -sS --cacert "$CA" -w ' %{http_code}' "https://$API/health")
+check "health" '{"status":"ok"} 200' "$out"
+
+# --- create_stream
+api POST /writer/create_stream '{"Name":"/tenants"}'
+check "create 201" "201" "$STATUS"; check "create body" '{"Name":"/tenants"}' "$BODY"
+api POST /writer/create_stream '{"Name":"/tenants/acme"}'; check "create child" "201" "$STATUS"
+api POST /writer/create_stream '{"Name":"/tenants"}'
+check "create exists 409" "409" "$STATUS"; contains "exists code" '"error":"stream_exists"' "$BODY"
+api POST /writer/create_stream '{"Name":"/nope/x"}'
+check "parent missing 404" "404" "$STATUS"; contains "parent code" '"error":"parent_not_found"' "$BODY"
+for bad in '../x' '/a/../b' '/a b' '/a:b' '/%2e%2e%2f' '/' '/a//b' ''; do
+  api POST /writer/create_stream "{\"Name\":\"$bad\"}"
+  if [ "$bad" == "/" ]; then check "root exists" "409" "$STATUS"; continue; fi
+  check "bad name [$bad]" "400" "$STATUS"
+done
+api POST /writer/create_stream '{"Name":"/x"} trailing'; check "trailing garbage 400" "400" "$STATUS"
+api POST /writer/create_stream '{"Nmae":"/x"}'; check "unknown field 400" "400" "$STATUS"
+api POST /writer/create_stream '{"Name":7}'; contains "wrong type" 'must be a string' "$BODY"
+
+# --- auth (E7)
+out=$(curl -sS --cacert "$CA" -D - -o /dev/null -X POST --data '{"Name":"/z"}' "https://$API/writer/create_stream")
+contains "no token 401" " 401" "$out"; contains "WWW-Authenticate" "WWW-Authenticate: Bearer" "$out"
+out=$(curl -sS --cacert "$CA" -w '%{http_code}' -o /dev/null -H "Authorization: Bearer ${TOKEN}x" -X POST --data '{"Name":"/z"}' "https://$API/writer/create_stream")
+check "wrong token 401" "401" "$out"
+out=$(curl -sS --cacert "$CA" -w '%{http_code}' -o /dev/null -H "Authorization: Bearer $TOKEN" -H "Authorization: Bearer $TOKEN" -X POST --data '{"Name":"/z"}' "https://$API/writer/create_stream")
+check "two Authorization headers 401" "401" "$out"
+out=$(curl -sS --cacert "$CA" -w '%{http_code}' -o /dev/null -X POST --data '{"Name":"/z"}' "https://$API/writer/create_stream?token=$TOKEN")
+check "token in query 401" "401" "$out"
+out=$(curl -sS --cacert "$CA" -w '%{http_code}' -o /dev/null -H "Authorization: Basic $TOKEN" -X POST --data '{"Name":"/z"}' "https://$API/writer/create_stream")
+check "basic auth 401" "401" "$out"
+
+# --- append
+api POST /writer/append '{"Stream":"/tenants/acme","Lines":["{\"type\":\"UserCreated\"}","l2"]}'
+check "append 201" "201" "$STATUS"; contains "append offset" '{"Offset":"/tenants/acme:0:' "$BODY"
+END=$(echo "$BODY" | sed 's/.*"Offset":"\([^"]*\)".*/\1/')
+api POST /writer/append "{\"Stream\":\"/tenants/acme\",\"Lines\":[\"l3\"],\"After\":\"$END\"}"
+check "append After ok" "201" "$STATUS"
+api POST /writer/append "{\"Stream\":\"/tenants/acme\",\"Lines\":[\"l4\"],\"After\":\"$END\"}"
+check "append After conflict 409" "409" "$STATUS"; contains "conflict has Offset" '"Offset":"/tenants/acme:0:' "$BODY"
+api POST /writer/append '{"Stream":"/nope","Lines":["x"]}'; check "append unknown 404" "404" "$STATUS"
+api POST /writer/append '{"Stream":"/tenants/acme","Lines":["ok","a\nb"]}'
+check "newline 400" "400" "$STATUS"; contains "names index" "line 1 contains a newline" "$BODY"
+api POST /writer/append '{"Stream":"/tenants/acme","Lines":["a\rb"]}'; check "CR 400" "400" "$STATUS"
+api POST /writer/append '{"Stream":"/tenants/acme","Lines":["a\u0000b"]}'; check "NUL 400" "400" "$STATUS"
+printf '{"Stream":"/tenants/acme","Lines":["\xc0\xaf"]}' >"$TMP/bad-utf8.json"
+api POST /writer/append "@$TMP/bad-utf8.json"; check "invalid UTF-8 400" "400" "$STATUS"
+api POST /writer/append '{"Stream":"/tenants/acme","Lines":[]}'; check "empty append 201" "201" "$STATUS"
+
+# --- limits (E2)
+python3 -c 'import json; print(json.dumps({"Stream":"/tenants/acme","Lines":["x"]*10000}))' >"$TMP/10000.json"
+python3 -c 'import json; print(json.dumps({"Stream":"/tenants/acme","Lines":["x"]*10001}))' >"$TMP/10001.json"
+api POST /writer/append "@$TMP/10000.json"; check "10000 lines ok" "201" "$STATUS"
+api POST /writer/append "@$TMP/10001.json"; check "10001 lines 413" "413" "$STATUS"
+python3 -c 'import json; print(json.dumps({"Stream":"/tenants/acme","Lines":["y"*(1024*1024)]}))' >"$TMP/1mib.json"
+python3 -c 'import json; print(json.dumps({"Stream":"/tenants/acme","Lines":["y"*(1024*1024+1)]}))' >"$TMP/1mib1.json"
+api POST /writer/append "@$TMP/1mib.json"; check "1 MiB line ok" "201" "$STATUS"
+api POST /writer/append "@$TMP/1mib1.json"; check "1 MiB + 1 line 413" "413" "$STATUS"
+head -c $((16 * 1024 * 1024 + 1)) /dev/zero | tr '\0' ' ' >"$TMP/big.body"
+api POST /writer/append "@$TMP/big.body"; check "body > 16 MiB 413" "413" "$STATUS"
+# A declared 1 GiB body is refused before any of it is sent.
+start_ns=$(date +%s%N)
+out=$(curl -sS --cacert "$CA" -w '%{http_code}' -o /dev/null -H "Authorization: Bearer $TOKEN" -H 'Content-Length: 1073741824' -H 'Expect:' -X POST --max-time 5 --data-binary 'x' "https://$API/writer/append" 2>/dev/null)
+elapsed_ms=$(( ($(date +%s%N) - start_ns) / 1000000 ))
+check "1 GiB declared 413" "413" "$out"
+[ "$elapsed_ms" -lt 2000 ] && pass || fail "413 took ${elapsed_ms} ms"
+big_header=$(head -c 17000 /dev/zero | tr '\0' 'h')
+out=$(curl -sS --cacert "$CA" -w '%{http_code}' -o /dev/null -H "X-Big: $big_header" "https://$API/health")
+check "headers > 16 KiB 431" "431" "$out"
+
+# --- subscribe / unsubscribe
+api POST /writer/subscribe '{"Stream":"/tenants/acme","SubscriptionId":"/_sub/billing"}'
+check "subscribe missing sub 404" "404" "$STATUS"; contains "sub code" "subscription_not_found" "$BODY"
+api POST /writer/create_stream '{"Name":"/_sub/billing"}'; check "create sub stream" "201" "$STATUS"
+api POST /writer/subscribe '{"Stream":"/tenants/acme","SubscriptionId":"/_sub/billing"}'; check "subscribe 200" "200" "$STATUS"
+api POST /writer/subscribe '{"Stream":"/tenants/acme","SubscriptionId":"/_sub/billing"}'; check "subscribe idempotent" "200" "$STATUS"
+api POST /writer/subscribe '{"Stream":"/tenants/acme","SubscriptionId":"/tenants"}'; check "not a subscription 400" "400" "$STATUS"
+api POST /writer/subscribe '{"Stream":"/_sub/billing","SubscriptionId":"/_sub/billing"}'; check "loop 400" "400" "$STATUS"
+api POST /writer/subscribe '{"Stream":"/nope","SubscriptionId":"/_sub/billing"}'; check "subscribe unknown stream 404" "404" "$STATUS"
+api POST /writer/unsubscribe '{"Stream":"/tenants/acme","SubscriptionId":"/_sub/billing"}'; check "unsubscribe 200" "200" "$STATUS"
+api POST /writer/unsubscribe '{"Stream":"/tenants/acme","SubscriptionId":"/_sub/billing"}'; check "unsubscribe idempotent" "200" "$STATUS"
+
+# --- liveread
+api POST /writer/liveread '{"Cursor":"/tenants/acme:0:0","MaxLinesToRead":3}'
+check "liveread 200" "200" "$STATUS"
+contains "liveread Created" "/Created {\"subscription_ids\":[]" "$BODY"
+contains "liveread line" ' {"type":"UserCreated"}' "$BODY"
+api POST /writer/liveread '{"Cursor":"/tenants/acme:7:0","MaxLinesToRead":3}'; check "liveread chunk not held 404" "404" "$STATUS"
+api POST /writer/liveread '{"Cursor":"/tenants/acme:0:999999999","MaxLinesToRead":3}'; check "liveread beyond end 400" "400" "$STATUS"
+api POST /writer/liveread '{"Cursor":"/tenants/acme:0:1","MaxLinesToRead":3}'; check "liveread mid-line 400" "400" "$STATUS"
+api POST /writer/liveread '{"Cursor":"/tenants/acme:-1:-1","MaxLinesToRead":3}'; check "liveread -1 400" "400" "$STATUS"
+api POST /writer/liveread '{"Cursor":"/tenants/acme:0:0","MaxLinesToRead":0}'; check "liveread 0 lines 400" "400" "$STATUS"
+
+# --- routing
+api GET /writer/append ''; check "wrong method 405" "405" "$STATUS"
+api POST /writer/nothing '{}'; check "unknown endpoint 404" "404" "$STATUS"
+
+# --- TLS (E8)
+echo | openssl s_client -connect "$API" -tls1_1 >/dev/null 2>&1 && fail "TLS 1.1 accepted" || pass
+echo | openssl s_client -connect "$API" -tls1 >/dev/null 2>&1 && fail "TLS 1.0 accepted" || pass
+echo | openssl s_client -connect "$API" -tls1_2 -CAfile "$CA" -verify_return_error >/dev/null 2>&1 && pass || fail "TLS 1.2 refused"
+echo | openssl s_client -connect "$API" -tls1_3 -CAfile "$CA" -verify_return_error >/dev/null 2>&1 && pass || fail "TLS 1.3 refused"
+curl -sS -o /dev/null "https://$API/health" 2>/dev/null && fail "untrusted CA accepted by curl" || pass
+out=$(curl -sS -o /dev/null -w '%{http_code}' "http://$API/health" 2>/dev/null); [ "$out" != "200" ] && pass || fail "plain HTTP served on the API port"
+
+# --- metrics through promtool
+curl -sS "http://$METRICS/metrics" >"$TMP/metrics.txt"
+contains "metrics append ops" "horizon_append_ops_total" "$(cat "$TMP/metrics.txt")"
+contains "metrics lines" "horizon_appended_lines_total 10004" "$(cat "$TMP/metrics.txt")"
+contains "metrics latency" "horizon_append_latency_seconds_bucket" "$(cat "$TMP/metrics.txt")"
+lint=$(promtool check metrics <"$TMP/metrics.txt" 2>&1); rc=$?
+check "promtool exit" "0" "$rc"; check "promtool output" "" "$lint"
+
+# --- CLI against the same Writer (configuration from the data dir's client.env)
+export HORIZON_DATA=$DATA
+out=$("$HORIZON" stream-create /cli 2>&1); check "cli create" "created /cli" "$out"
+out=$("$HORIZON" stream-append /cli hello 2>&1); contains "cli append prints cursor" "/cli:0:" "$out"
+seq 1 2500 | sed 's/^/event-/' >"$TMP/import.txt"
+out=$("$HORIZON" stream-appendfromfile /cli "$TMP/import.txt" 2>&1); contains "cli import summary" "appended 2500 lines to /cli" "$out"
+out=$("$HORIZON" stream-liveread /cli:0:0 3 2>&1); contains "cli liveread" " hello" "$out"
+out=$("$HORIZON" stream-create /nope/x 2>&1); rc=$?
+[ $rc -ne 0 ] && pass || fail "cli error exit status"; contains "cli error one line" "parent stream /nope does not exist" "$out"
+out=$(HORIZON_TOKEN=wrong "$HORIZON" stream-append /cli x 2>&1); rc=$?
+[ $rc -ne 0 ] && pass || fail "cli wrong token exit"; contains "cli wrong token" "HTTP 401" "$out"
+out=$("$HORIZON" stream-append 'bad name' x 2>&1); rc=$?; [ $rc -ne 0 ] && pass || fail "cli bad name"
+for sub in writer stream-create stream-append stream-appendfromfile stream-liveread stream-subscribe; do
+  "$HORIZON" "$sub" --help >/dev/null 2>&1 && pass || fail "$sub --help"
+done
+unset HORIZON_DATA
+
+# --- a second Writer on the same data directory is refused
+out=$("$HORIZON" writer --data "$DATA" --api 127.0.0.1:0 --metrics 127.0.0.1:0 2>&1); rc=$?
+check "second writer exit" "1" "$rc"; contains "second writer message" "in use by another Writer" "$out"
+
+# --- graceful shutdown and restart without re-bootstrap
+env_before=$(md5sum <"$DATA/client.env")
+stop_writer; check "SIGTERM exit 0" "0" "$LAST_EXIT"
+contains "clean shutdown logged" "clean shutdown complete" "$(cat "$TMP/writer.log")"
+start_writer "$DATA" || fail "restart"
+check "client.env unchanged" "$env_before" "$(md5sum <"$DATA/client.env")"
+api POST /writer/liveread '{"Cursor":"/cli:0:0","MaxLinesToRead":10000}'
+check "data survives restart" "2502" "$(printf '%s' "$BODY" | grep -c '')"
+
+# --- another data directory on the same store is refused, nothing written
+out=$("$HORIZON" writer --data "$TMP/other" --store "file://$DATA/store" --api 127.0.0.1:0 --metrics 127.0.0.1:0 2>&1); rc=$?
+check "foreign store exit" "1" "$rc"; contains "foreign store message" "already belongs to Writer" "$out"
+[ ! -e "$TMP/other/client.env" ] && pass || fail "refused bootstrap wrote client.env"
+
+# --- secrets stay out of logs and the store
+KEY=$(sed -n 's/^HORIZON_KEY=//p' "$DATA/client.env")
+not_contains "token in log" "$TOKEN" "$(cat "$TMP/writer.log")"
+not_contains "key in log" "$KEY" "$(cat "$TMP/writer.log")"
+grep -rq -e "$TOKEN" -e "$KEY" -e "PRIVATE KEY" "$DATA/store" && fail "secret found in the store" || pass
+
+finish
