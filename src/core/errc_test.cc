@@ -3,7 +3,10 @@
 #include <boost/json/parse.hpp>
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <set>
+#include <sstream>
+#include <vector>
 #include <string>
 
 namespace horizon {
@@ -68,6 +71,36 @@ TEST(Errc, ResultValueThrowsTheError) {
   } catch (const ErrorException& ex) {
     EXPECT_EQ(ex.error.code, errc::conflict);
   }
+}
+
+}  // namespace
+}  // namespace horizon
+
+namespace horizon {
+namespace {
+
+// docs/protocol/http-api.md lists every error code with its status and
+// description; the table must match the code exactly.
+TEST(Errc, HttpApiDocumentListsEveryCode) {
+  std::ifstream in(std::string(HORIZON_SOURCE_DIR) + "/docs/protocol/http-api.md");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string doc = ss.str();
+  const auto start = doc.find("<!-- golden:errors -->");
+  ASSERT_NE(start, std::string::npos);
+  std::istringstream table(doc.substr(start, doc.find("\n\n", start) - start));
+  std::string row, expected;
+  std::vector<std::string> rows;
+  while (std::getline(table, row)) {
+    if (row.rfind("| `", 0) == 0) rows.push_back(row);
+  }
+  std::vector<std::string> want;
+  for (errc e : all_errcs()) {
+    const ErrcInfo& i = info(e);
+    want.push_back("| `" + std::string(i.wire_code) + "` | " + std::to_string(i.http_status) + " | " +
+                   std::string(i.description) + " |");
+  }
+  EXPECT_EQ(rows, want);
 }
 
 }  // namespace

@@ -135,7 +135,13 @@ struct HttpServer::Impl {
       auto [ec, socket] = co_await acceptor.async_accept(asio::make_strand(io), kTuple);
       if (ec) {
         if (ec == asio::error::operation_aborted || stopping) co_return;
-        continue;  // e.g. EMFILE: keep serving the others
+        // Out of file descriptors (or another transient error): keep
+        // serving the open connections and try again shortly instead of
+        // spinning on accept.
+        spdlog::warn("{}: accept failed: {}; retrying in 100 ms", options.name, ec.message());
+        asio::steady_timer pause(io, std::chrono::milliseconds(100));
+        co_await pause.async_wait(kTuple);
+        continue;
       }
       if (connections.load() >= options.max_connections) {
         boost::system::error_code ignored;

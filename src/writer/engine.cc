@@ -157,11 +157,17 @@ Result<std::unique_ptr<Engine>> Engine::open(wal::Fs& fs, EngineOptions options)
 // ---------------------------------------------------------------------------
 // Recovery
 
+namespace {
+// A failed fsync/fdatasync is never retried as if nothing happened
+// (fsyncgate): whatever errno it had, it becomes storage_failed and latches.
+Error sync_failed(const Error& e) { return Error::make(errc::storage_failed, e.message); }
+}  // namespace
+
 Result<void> Engine::start_segment(std::uint64_t segment_no) {
+  // A file of that number can only be the leftover of a failed attempt (no
+  // commit ever goes to a segment before it becomes current): start over.
   const std::string path = wal::segment_path(segment_no);
-  auto exists = fs_.exists(path);
-  if (!exists) return exists.error();
-  if (*exists) return Error::make(errc::internal, fmt::format("WAL segment {} exists already", path));
+  if (auto r = fs_.remove(path); !r) return r.error();
   auto f = fs_.open(path, OpenMode::create);
   if (!f) return f.error();
   std::string payload(wal::kSegmentMagic, sizeof wal::kSegmentMagic);
@@ -169,10 +175,13 @@ Result<void> Engine::start_segment(std::uint64_t segment_no) {
   wal::put_u64(payload, segment_no);
   wal::put_u64(payload, committed_.last_commit_no + 1);
   const std::string header = wal::encode_record(wal::RecordType::segment_header, payload);
-  if (auto r = (*f)->pwrite(header, 0); !r) return r.error();
-  if (auto r = (*f)->sync(); !r) return r.error();
+  if (auto r = (*f)->pwrite(header, 0); !r) {
+    (void)fs_.remove(path);
+    return r.error();
+  }
+  if (auto r = (*f)->sync(); !r) return sync_failed(r.error());
   if (auto r = failpoint::hit("wal.rotate.after_create_before_dirsync"); !r) return r.error();
-  if (auto r = fs_.sync_dir(std::string(wal::kWalDir)); !r) return r.error();
+  if (auto r = fs_.sync_dir(std::string(wal::kWalDir)); !r) return sync_failed(r.error());
   segment_ = std::move(*f);
   segment_no_ = segment_no;
   segment_size_ = header.size();
@@ -720,7 +729,7 @@ bool Engine::commit_batch_locked() {
   for (auto& p : batch) p->complete(nullptr);
 
   if (segment_size_ >= options_.checkpoint_bytes && !failed()) {
-    if (auto r = checkpoint_locked(); !r) latch(r.error());
+    if (auto r = checkpoint_locked(); !r && r.error().code != errc::disk_full) latch(r.error());
   }
   return true;
 }
@@ -749,7 +758,11 @@ void Engine::commit_loop() {
 Result<void> Engine::checkpoint() {
   std::lock_guard owner(commit_mu_);
   if (auto f = failure()) return *f;
-  return checkpoint_locked();
+  auto r = checkpoint_locked();
+  // Out of space while creating files is not sticky: the old segment and
+  // snapshot still describe everything, and the next checkpoint retries.
+  if (!r && r.error().code != errc::disk_full) latch(r.error());
+  return r;
 }
 
 Result<void> Engine::checkpoint_locked() {
@@ -760,9 +773,9 @@ Result<void> Engine::checkpoint_locked() {
     if (s == nullptr || (s->chunk_no != chunk && !s->sealed.contains(chunk))) continue;  // shipped meanwhile
     auto f = files_->get(id, chunk, false);
     if (!f) return f.error();
-    if (auto r = (*f)->sync(); !r) return r.error();
+    if (auto r = (*f)->sync(); !r) return sync_failed(r.error());
   }
-  if (auto r = fs_.sync_dir(std::string(wal::kChunkDir)); !r) return r.error();
+  if (auto r = fs_.sync_dir(std::string(wal::kChunkDir)); !r) return sync_failed(r.error());
   if (auto r = failpoint::hit("checkpoint.after_chunk_sync"); !r) return r.error();
 
   const std::uint64_t old_segment = segment_no_;
@@ -775,12 +788,12 @@ Result<void> Engine::checkpoint_locked() {
     if (!f) return f.error();
     if (auto r = (*f)->truncate(0); !r) return r.error();
     if (auto r = (*f)->pwrite(snapshot, 0); !r) return r.error();
-    if (auto r = (*f)->sync(); !r) return r.error();
+    if (auto r = (*f)->sync(); !r) return sync_failed(r.error());
   }
   if (auto r = failpoint::hit("meta.after_tmp_write"); !r) return r.error();
   if (auto r = fs_.rename(tmp, std::string(wal::kSnapshotFile)); !r) return r.error();
   if (auto r = failpoint::hit("meta.after_rename_before_dirsync"); !r) return r.error();
-  if (auto r = fs_.sync_dir(""); !r) return r.error();
+  if (auto r = fs_.sync_dir(""); !r) return sync_failed(r.error());
 
   if (auto r = failpoint::hit("checkpoint.before_segment_delete"); !r) return r.error();
   auto names = fs_.list(std::string(wal::kWalDir));
@@ -791,7 +804,7 @@ Result<void> Engine::checkpoint_locked() {
       if (auto r = fs_.remove(std::string(wal::kWalDir) + "/" + n); !r) return r.error();
     }
   }
-  if (auto r = fs_.sync_dir(std::string(wal::kWalDir)); !r) return r.error();
+  if (auto r = fs_.sync_dir(std::string(wal::kWalDir)); !r) return sync_failed(r.error());
   touched_chunks_.clear();
   std::lock_guard lock(stats_mu_);
   ++stats_.checkpoints;

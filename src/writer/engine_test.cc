@@ -269,8 +269,9 @@ TEST(Engine, CorruptSnapshotRefusesToStart) {
 }
 
 TEST(Engine, FdatasyncFailureLatchesAndIsNeverRetried) {
-  // RELIABILITY A7 at the engine level, for the k-th sync, k = 1..60.
-  for (std::uint64_t k = 1; k <= 60; ++k) {
+  // RELIABILITY A7 at the engine level, for the k-th sync, k = 1..200.
+  std::uint64_t latched = 0;
+  for (std::uint64_t k = 1; k <= 200; ++k) {
     wal::SimFs fs(100 + k);
     std::set<std::string> acked;
     {
@@ -279,6 +280,7 @@ TEST(Engine, FdatasyncFailureLatchesAndIsNeverRetried) {
       fs.fail_sync(k, errc::storage_failed);
       bool failed_seen = false;
       for (int i = 0; i < 80; ++i) {
+        if (i == 40) (void)e->checkpoint();  // checkpoint syncs count too
         const std::string line = "k" + std::to_string(k) + "-" + std::to_string(i);
         auto r = e->append_sync(append_req(sn("/a"), {line}));
         if (r) {
@@ -290,6 +292,7 @@ TEST(Engine, FdatasyncFailureLatchesAndIsNeverRetried) {
         }
       }
       if (failed_seen) {
+        ++latched;
         EXPECT_TRUE(e->failed());
         EXPECT_TRUE(read_stream(*e, sn("/a")));  // reads keep working
         EXPECT_FALSE(e->create_stream_sync(sn("/b")));
@@ -301,6 +304,7 @@ TEST(Engine, FdatasyncFailureLatchesAndIsNeverRetried) {
     auto lines = contents(read_stream(**e, sn("/a")).value());
     for (const auto& l : acked) EXPECT_NE(std::find(lines.begin(), lines.end(), l), lines.end()) << l;
   }
+  EXPECT_GE(latched, 75u);  // the k-th sync fell inside the 80 appends for most k
 }
 
 TEST(Engine, DiskFullIsACleanErrorAndResumes) {
@@ -317,6 +321,10 @@ TEST(Engine, DiskFullIsACleanErrorAndResumes) {
     EXPECT_EQ(r.error().code, errc::disk_full);
     EXPECT_FALSE(e->failed());
     EXPECT_TRUE(read_stream(*e, sn("/a")));
+    auto cp = e->checkpoint();  // a checkpoint on a full disk fails cleanly, not sticky
+    ASSERT_FALSE(cp);
+    EXPECT_EQ(cp.error().code, errc::disk_full);
+    EXPECT_FALSE(e->failed());
     fs.clear_capacity();
     auto ok = e->append_sync(append_req(sn("/a"), {"ok" + std::to_string(cycle)}));
     ASSERT_TRUE(ok) << ok.error().message;

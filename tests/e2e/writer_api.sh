@@ -110,6 +110,15 @@ api POST /writer/liveread '{"Cursor":"/tenants/acme:0:1","MaxLinesToRead":3}'; c
 api POST /writer/liveread '{"Cursor":"/tenants/acme:-1:-1","MaxLinesToRead":3}'; check "liveread -1 400" "400" "$STATUS"
 api POST /writer/liveread '{"Cursor":"/tenants/acme:0:0","MaxLinesToRead":0}'; check "liveread 0 lines 400" "400" "$STATUS"
 
+# --- bad cursors (E6)
+for c in '/tenants/acme:0:18446744073709551616' '/tenants/acme:0x10:0' '/tenants/acme: 1:0' '/tenants/acme:1e3:0' \
+         '/tenants/acme:+1:0' '/tenants/acme:01:0' '/tenants/acme:0:0:' '/tenants/acme:0' 'tenants/acme:0:0'; do
+  api POST /writer/liveread "{\"Cursor\":\"$c\",\"MaxLinesToRead\":3}"
+  check "bad cursor [$c] 400" "400" "$STATUS"; contains "bad cursor [$c] code" "invalid_cursor" "$BODY"
+done
+api POST /writer/append '{"Stream":"/tenants/acme","Lines":["x"],"After":"/tenants:0:0"}'
+check "After of another stream 400" "400" "$STATUS"
+
 # --- routing
 api GET /writer/append ''; check "wrong method 405" "405" "$STATUS"
 api POST /writer/nothing '{}'; check "unknown endpoint 404" "404" "$STATUS"
@@ -164,6 +173,44 @@ check "data survives restart" "2502" "$(printf '%s' "$BODY" | grep -c '')"
 out=$("$HORIZON" writer --data "$TMP/other" --store "file://$DATA/store" --api 127.0.0.1:0 --metrics 127.0.0.1:0 2>&1); rc=$?
 check "foreign store exit" "1" "$rc"; contains "foreign store message" "already belongs to Writer" "$out"
 [ ! -e "$TMP/other/client.env" ] && pass || fail "refused bootstrap wrote client.env"
+
+# --- path traversal (E5): names never became paths; nothing outside the data directory
+find "$TMP" -mindepth 1 -maxdepth 1 -newer "$TMP/10000.json" ! -name data ! -name other ! -name '*.txt' ! -name '*.json' \
+  ! -name '*.body' ! -name writer.log | grep . && fail "files created outside the data directory" || pass
+check "data dir top level" "ca.pem chunks client.env identity.json LOCK snapshot store tls wal" \
+  "$(ls "$DATA" | sort -f | tr '\n' ' ' | sed 's/ $//')"
+
+# --- slowloris (E9): 200 idle connections do not stop a legitimate client,
+# and the server closes them after its header timeout (10 s)
+python3 - "$API" <<'PY' &
+import socket, sys, time
+host, port = sys.argv[1].rsplit(":", 1)
+socks = []
+for _ in range(200):
+    s = socket.create_connection((host, int(port)))
+    s.send(b"\x16\x03\x01")  # the first bytes of a TLS ClientHello, then nothing
+    socks.append(s)
+time.sleep(13)
+closed = 0
+for s in socks:
+    s.settimeout(0.1)
+    try:
+        if s.recv(1) == b"":
+            closed += 1
+    except (ConnectionResetError, BrokenPipeError):
+        closed += 1
+    except socket.timeout:
+        pass
+print(f"slowloris: {closed}/200 idle connections closed by the server")
+sys.exit(0 if closed == 200 else 1)
+PY
+SLOW=$!
+sleep 1
+for i in 1 2 3 4 5; do
+  api POST /writer/append '{"Stream":"/tenants/acme","Lines":["during-slowloris"]}'
+  check "legit append during slowloris" "201" "$STATUS"
+done
+wait $SLOW && pass || fail "idle connections not closed within the header timeout"
 
 # --- secrets stay out of logs and the store
 KEY=$(sed -n 's/^HORIZON_KEY=//p' "$DATA/client.env")
