@@ -131,6 +131,9 @@ int main(int argc, char** argv) {
   writer->add_option("--advertise", wo.advertise, "host clients use to reach this Writer (in its certificate)")
       ->capture_default_str();
   writer->add_option("--chunk-size", wo.chunk_size, "rotation threshold in bytes")->capture_default_str();
+  writer->add_option("--activity-interval", wo.activity_interval_seconds,
+                     "seconds between subscription activity rounds")
+      ->capture_default_str();
 
   std::string stream_text, line, file, cursor_text, sub_text;
   std::int64_t count = 0;

@@ -14,7 +14,10 @@
 
 #include <sys/resource.h>
 
+#include <condition_variable>
 #include <csignal>
+#include <mutex>
+#include <thread>
 #include <cstdlib>
 #include <filesystem>
 
@@ -96,6 +99,9 @@ int run_writer(WriterOptions o) {
   if (!split_host_port(o.metrics, metrics_host, metrics_port)) {
     return fail(fmt::format("--metrics \"{}\" is not host:port", o.metrics));
   }
+  if (!(o.activity_interval_seconds >= 0.01 && o.activity_interval_seconds <= 3600)) {
+    return fail(fmt::format("--activity-interval {} must be between 0.01 and 3600 seconds", o.activity_interval_seconds));
+  }
   if (o.chunk_size < 1024) return fail(fmt::format("--chunk-size {} is below the minimum of 1024 bytes", o.chunk_size));
 
   auto lock = wal::DirLock::acquire(o.data_dir);
@@ -162,6 +168,23 @@ int run_writer(WriterOptions o) {
       !r) {
     return fail("cannot publish discovery to the store: " + r.error().message);
   }
+  // Subscription activity (SPEC §7): every interval, durable like any append.
+  std::mutex activity_mu;
+  std::condition_variable activity_cv;
+  bool activity_stop = false;
+  const auto interval = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::duration<double>(o.activity_interval_seconds));
+  std::thread activity([&] {
+    std::unique_lock guard(activity_mu);
+    while (!activity_cv.wait_for(guard, interval, [&] { return activity_stop; })) {
+      guard.unlock();
+      (*engine)->activity_round([](Result<void> r) {
+        if (!r) spdlog::warn("subscription activity round failed: {}", r.error().message);
+      });
+      guard.lock();
+    }
+  });
+
   spdlog::info("writer {} ready: api https://{} (listening {}:{}), metrics http://{}:{}/metrics, data {}, store {}",
                identity->writer_id, advertised(o.advertise, (*api)->port()), api_host, (*api)->port(), metrics_host,
                (*metrics_server)->port(), o.data_dir, (*store)->describe());
@@ -172,6 +195,12 @@ int run_writer(WriterOptions o) {
                sig == SIGINT ? "SIGINT" : "SIGTERM");
   (*api)->stop(std::chrono::milliseconds(5000));
   (*metrics_server)->stop(std::chrono::milliseconds(1000));
+  {
+    std::lock_guard guard(activity_mu);
+    activity_stop = true;
+  }
+  activity_cv.notify_all();
+  activity.join();
   if (auto r = (*engine)->close(); !r) {
     spdlog::error("shutdown checkpoint failed: {} (the WAL still has everything; the next start recovers it)",
                   r.error().message);

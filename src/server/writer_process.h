@@ -18,6 +18,7 @@ struct WriterOptions {
   std::string metrics = "0.0.0.0:9094";
   std::string advertise = "127.0.0.1";
   std::uint64_t chunk_size = 8u << 20;
+  double activity_interval_seconds = 5.0;  // SPEC §7
 };
 
 // $HORIZON_DATA, else $HOME/.local/share/event-horizon, else ./horizon-data.

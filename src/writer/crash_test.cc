@@ -95,8 +95,10 @@ void run_workload(Engine& e, std::mt19937_64& rng, Model& m, std::uint64_t seed,
       auto r = e.create_stream_sync(name);
       m.creates[name] = r ? Outcome::ok : Outcome::info;
       if (r) streams.push_back(name);
-    } else if (pick < 93) {
+    } else if (pick < 91) {
       (void)e.checkpoint();
+    } else if (pick < 94) {
+      (void)e.activity_round_sync();
     } else {
       // Let shipped chunks go (exercise removal of chunk files).
       auto q = e.ship_queue();

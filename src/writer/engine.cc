@@ -100,6 +100,8 @@ struct Engine::Pending {
 
 namespace {
 
+constexpr std::uint64_t kCheckpointAfterReplay = 10'000;
+
 Error engine_closed() { return Error::make(errc::not_ready, "the storage engine is shut down"); }
 
 std::size_t op_bytes(const Op& op) {
@@ -149,6 +151,11 @@ Result<std::unique_ptr<Engine>> Engine::open(wal::Fs& fs, EngineOptions options)
         return result ? result->error() : Error::make(errc::internal, "bootstrap commit did not complete");
       }
     }
+  }
+  // After a long replay, checkpoint at once so that crash loops do not make
+  // every restart longer (not fatal on a full disk: the WAL still has it all).
+  if (engine->report_.commits_replayed >= kCheckpointAfterReplay) {
+    if (auto r = engine->checkpoint(); !r && r.error().code != errc::disk_full) return r.error();
   }
   if (engine->options_.background) engine->thread_ = std::thread([e = engine.get()] { e->commit_loop(); });
   return engine;
@@ -575,6 +582,36 @@ void Engine::mark_shipped(const StreamName& stream, std::uint64_t chunk_no, Done
   enqueue(std::move(p));
 }
 
+void Engine::activity_round(DoneCallback done) {
+  auto p = std::make_unique<Pending>();
+  p->on_done = std::move(done);
+  std::unique_lock lock(mu_);
+  if (auto f = failure(); f || stopping_) {
+    lock.unlock();
+    return fail_now(std::move(p), f ? *f : engine_closed());
+  }
+  if (pending_.dirty().empty()) {
+    lock.unlock();
+    return p->complete(nullptr);
+  }
+  std::map<StreamName, std::vector<Cursor>> per_subscription;
+  OpClearDirty clear;
+  for (const auto& [id, pos] : pending_.dirty()) {
+    clear.stream_ids.push_back(id);
+    const StreamState* s = pending_.find(id);
+    if (s == nullptr) continue;
+    for (const auto& sub : s->subscriptions) per_subscription[sub].push_back(cursor(*s, pos.chunk, pos.offset));
+  }
+  const Timestamp ts = options_.clock();
+  for (auto& [sub, cursors] : per_subscription) {
+    const StreamState* target = pending_.find(sub);
+    if (target == nullptr) continue;  // never the case today (subscribe checks); never fatal
+    seq_write(*target, encode_meta_line(SubscriptionActivityMeta{std::move(cursors), ts}), p->ops);
+  }
+  (void)seq_apply(p->ops, std::move(clear));
+  enqueue(std::move(p));
+}
+
 // ---------------------------------------------------------------------------
 // Group commit (the WAL owner)
 
@@ -697,17 +734,29 @@ bool Engine::commit_batch_locked() {
       if (touched_chunks_.empty() || touched_chunks_.back() != key) touched_chunks_.push_back(key);
     }
   }
+  std::vector<Notification> notes;
   if (chunks_ok) {
     std::unique_lock lock(committed_mu_);
+    std::vector<std::uint64_t> written;
     for (const auto& p : batch) {
       for (const auto& op : p->ops) {
         if (auto r = committed_.apply(op); !r) {
           latch(r.error());
           break;
         }
+        if (const auto* w = std::get_if<OpChunkWrite>(&op)) written.push_back(w->stream_id);
       }
     }
     committed_.last_commit_no = commit_no;
+    if (options_.on_notify) {
+      std::sort(written.begin(), written.end());
+      written.erase(std::unique(written.begin(), written.end()), written.end());
+      for (auto id : written) {
+        const StreamState* s = committed_.find(id);
+        if (s == nullptr) continue;
+        for (const auto& sub : s->subscriptions) notes.push_back(Notification{sub, cursor(*s, s->chunk_no, s->size)});
+      }
+    }
   } else {
     committed_.last_commit_no = commit_no;
   }
@@ -727,6 +776,7 @@ bool Engine::commit_batch_locked() {
   // The data is durable: acknowledge even if the chunk files failed (the
   // engine is latched and recovery rewrites them from the WAL).
   for (auto& p : batch) p->complete(nullptr);
+  if (!notes.empty()) options_.on_notify(notes);
 
   if (segment_size_ >= options_.checkpoint_bytes && !failed()) {
     if (auto r = checkpoint_locked(); !r && r.error().code != errc::disk_full) latch(r.error());
@@ -876,6 +926,9 @@ Result<void> Engine::unsubscribe_sync(const StreamName& stream, const StreamName
 }
 Result<void> Engine::mark_shipped_sync(const StreamName& stream, std::uint64_t chunk_no) {
   return run_sync<Result<void>>([&](DoneCallback cb) { mark_shipped(stream, chunk_no, std::move(cb)); });
+}
+Result<void> Engine::activity_round_sync() {
+  return run_sync<Result<void>>([&](DoneCallback cb) { activity_round(std::move(cb)); });
 }
 
 // ---------------------------------------------------------------------------

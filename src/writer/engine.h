@@ -41,6 +41,13 @@
 
 namespace horizon::writer {
 
+// After a commit: `cursor` is the new end of a stream that `subscription`
+// is subscribed to (published as `sub:<subscription> <cursor>`, SPEC §6).
+struct Notification {
+  StreamName subscription;
+  Cursor cursor;
+};
+
 struct EngineOptions {
   std::string server = "?";                      // server hint in the cursors the engine writes
   std::uint64_t chunk_size = 8u << 20;           // rotation threshold
@@ -52,6 +59,9 @@ struct EngineOptions {
   // Called on the WAL owner after every group commit's fdatasync with its
   // duration in seconds (for metrics); must be cheap and must not block.
   std::function<void(double sync_seconds)> on_sync;
+  // Called on the WAL owner after every commit that wrote to streams with
+  // subscriptions, once the bytes are readable. Must not block.
+  std::function<void(const std::vector<Notification>&)> on_notify;
 };
 
 struct AppendOutcome {
@@ -102,6 +112,12 @@ class Engine {
   // not_a_subscription, subscription_loop, storage_failed, disk_full.
   void subscribe(const StreamName& stream, const StreamName& subscription, DoneCallback done);
   void unsubscribe(const StreamName& stream, const StreamName& subscription, DoneCallback done);
+  // Subscription activity (SPEC §7): appends to every subscription stream
+  // one SubscriptionActivity line listing, for each of its subscribed
+  // streams that changed since the last round, the newest cursor (each
+  // stream once), and clears those streams from the durable dirty set in
+  // the same commit. Nothing dirty: nothing is written.
+  void activity_round(DoneCallback done);
   // Marks a sealed chunk as shipped (the store confirmed it); its local file
   // is removed after the commit. Idempotent.
   void mark_shipped(const StreamName& stream, std::uint64_t chunk_no, DoneCallback done);
@@ -112,6 +128,7 @@ class Engine {
   [[nodiscard]] Result<void> subscribe_sync(const StreamName& stream, const StreamName& subscription);
   [[nodiscard]] Result<void> unsubscribe_sync(const StreamName& stream, const StreamName& subscription);
   [[nodiscard]] Result<void> mark_shipped_sync(const StreamName& stream, std::uint64_t chunk_no);
+  [[nodiscard]] Result<void> activity_round_sync();
 
   // Up to `max_lines` committed raw lines of one chunk from `from` (never
   // crossing into the next chunk: follow the Rotated line). Errors:

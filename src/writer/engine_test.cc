@@ -199,6 +199,71 @@ TEST(Engine, SubscribeIsIdempotentAndValidated) {
             (std::vector<std::string>{"/Created", "/Subscribed", "/Unsubscribed"}));
 }
 
+std::vector<SubscriptionActivityMeta> activity_lines(const Engine& e, const char* sub) {
+  std::vector<SubscriptionActivityMeta> out;
+  for (const auto& l : read_stream(e, sn(sub)).value()) {
+    if (l.line.meta_type == "SubscriptionActivity") out.push_back(std::get<SubscriptionActivityMeta>(l.line.meta().value()));
+  }
+  return out;
+}
+
+TEST(Engine, ActivityRoundListsEachChangedStreamOnceWithItsNewestCursor) {
+  wal::SimFs fs(11);
+  std::vector<Notification> notes;
+  auto opts = manual();
+  opts.on_notify = [&notes](const std::vector<Notification>& n) { notes.insert(notes.end(), n.begin(), n.end()); };
+  auto e = std::move(Engine::open(fs, opts).value());
+  for (const char* s : {"/a", "/b", "/c", "/_sub/x", "/_sub/y"}) ASSERT_TRUE(e->create_stream_sync(sn(s)));
+  ASSERT_TRUE(e->subscribe_sync(sn("/a"), sn("/_sub/x")));
+  ASSERT_TRUE(e->subscribe_sync(sn("/b"), sn("/_sub/x")));
+  ASSERT_TRUE(e->subscribe_sync(sn("/b"), sn("/_sub/y")));
+  ASSERT_TRUE(e->activity_round_sync());  // the Subscribed lines made /a and /b dirty
+  notes.clear();
+  ASSERT_TRUE(e->append_sync(append_req(sn("/a"), {"1"})));
+  auto a2 = e->append_sync(append_req(sn("/a"), {"2"})).value();
+  auto b1 = e->append_sync(append_req(sn("/b"), {"1"})).value();
+  ASSERT_TRUE(e->append_sync(append_req(sn("/c"), {"unsubscribed"})));
+  // Pub/sub hints: one per (subscription, append), with the new end.
+  ASSERT_EQ(notes.size(), 4u);
+  EXPECT_EQ(notes[1].subscription, sn("/_sub/x"));
+  EXPECT_EQ(notes[1].cursor, a2.offset);
+  const auto before_x = activity_lines(*e, "/_sub/x").size();
+  ASSERT_TRUE(e->activity_round_sync());
+  auto x = activity_lines(*e, "/_sub/x");
+  ASSERT_EQ(x.size(), before_x + 1);
+  EXPECT_EQ(x.back().activity, (std::vector<Cursor>{a2.offset, b1.offset}));
+  auto y = activity_lines(*e, "/_sub/y");
+  ASSERT_FALSE(y.empty());
+  EXPECT_EQ(y.back().activity, (std::vector<Cursor>{b1.offset}));
+  // Nothing changed since: a round writes nothing.
+  const auto end_x = e->end_of(sn("/_sub/x")).value();
+  ASSERT_TRUE(e->activity_round_sync());
+  EXPECT_EQ(e->end_of(sn("/_sub/x")).value(), end_x);
+}
+
+TEST(Engine, DirtyStreamsSurviveACrashAndAreAnnouncedOnce) {
+  wal::SimFs fs(12);
+  Cursor a1 = Cursor::beginning(sn("/a"));
+  {
+    auto e = std::move(Engine::open(fs, manual()).value());
+    for (const char* s : {"/a", "/_sub/x"}) ASSERT_TRUE(e->create_stream_sync(sn(s)));
+    ASSERT_TRUE(e->subscribe_sync(sn("/a"), sn("/_sub/x")));
+    a1 = e->append_sync(append_req(sn("/a"), {"1"})).value().offset;
+  }
+  fs.restart();  // power cut before any activity round
+  {
+    auto e = std::move(Engine::open(fs, manual()).value());
+    ASSERT_TRUE(e->activity_round_sync());
+    auto x = activity_lines(*e, "/_sub/x");
+    ASSERT_EQ(x.size(), 1u);
+    EXPECT_EQ(x.back().activity, (std::vector<Cursor>{a1}));
+  }
+  fs.restart();  // and after the round: announced once, not again
+  auto e = std::move(Engine::open(fs, manual()).value());
+  ASSERT_TRUE(e->activity_round_sync());
+  EXPECT_EQ(activity_lines(*e, "/_sub/x").size(), 1u);
+}
+
 TEST(Engine, GroupCommitSharesOneSync) {
   wal::SimFs fs(6);
   auto e = std::move(Engine::open(fs, manual()).value());

@@ -6,7 +6,7 @@
 source "$(dirname "$0")/lib.sh"
 
 DATA=$TMP/data
-start_writer "$DATA" || { fail "writer did not start"; finish; exit 1; }
+start_writer "$DATA" --activity-interval 1 || { fail "writer did not start"; finish; exit 1; }
 
 # --- bootstrap files
 check "client.env mode" "600" "$(stat -c %a "$DATA/client.env")"
@@ -99,6 +99,20 @@ api POST /writer/subscribe '{"Stream":"/nope","SubscriptionId":"/_sub/billing"}'
 api POST /writer/unsubscribe '{"Stream":"/tenants/acme","SubscriptionId":"/_sub/billing"}'; check "unsubscribe 200" "200" "$STATUS"
 api POST /writer/unsubscribe '{"Stream":"/tenants/acme","SubscriptionId":"/_sub/billing"}'; check "unsubscribe idempotent" "200" "$STATUS"
 
+# --- subscription activity appears within one interval (1 s here)
+api POST /writer/create_stream '{"Name":"/_sub/act"}'
+api POST /writer/subscribe '{"Stream":"/tenants/acme","SubscriptionId":"/_sub/act"}'
+api POST /writer/append '{"Stream":"/tenants/acme","Lines":["watched"]}'
+WATCHED=$(echo "$BODY" | sed 's/.*"Offset":"\([^"]*\)".*/\1/')
+seen=""
+for _ in $(seq 1 15); do
+  api POST /writer/liveread '{"Cursor":"/_sub/act:0:0","MaxLinesToRead":100}'
+  if [[ "$BODY" == *"/SubscriptionActivity {\"activity\":[\"$WATCHED\"]"* ]]; then seen=yes; break; fi
+  sleep 0.1
+done
+check "activity line with the newest cursor within 1.5 s" "yes" "$seen"
+api POST /writer/unsubscribe '{"Stream":"/tenants/acme","SubscriptionId":"/_sub/act"}'
+
 # --- liveread
 api POST /writer/liveread '{"Cursor":"/tenants/acme:0:0","MaxLinesToRead":3}'
 check "liveread 200" "200" "$STATUS"
@@ -134,7 +148,7 @@ out=$(curl -sS -o /dev/null -w '%{http_code}' "http://$API/health" 2>/dev/null);
 # --- metrics through promtool
 curl -sS "http://$METRICS/metrics" >"$TMP/metrics.txt"
 contains "metrics append ops" "horizon_append_ops_total" "$(cat "$TMP/metrics.txt")"
-contains "metrics lines" "horizon_appended_lines_total 10004" "$(cat "$TMP/metrics.txt")"
+contains "metrics lines" "horizon_appended_lines_total 10005" "$(cat "$TMP/metrics.txt")"
 contains "metrics latency" "horizon_append_latency_seconds_bucket" "$(cat "$TMP/metrics.txt")"
 lint=$(promtool check metrics <"$TMP/metrics.txt" 2>&1); rc=$?
 check "promtool exit" "0" "$rc"; check "promtool output" "" "$lint"
