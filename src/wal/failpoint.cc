@@ -17,7 +17,9 @@ namespace {
 // The registry: every failpoint the code may hit. Every name here must be hit
 // by the test suite (a test enumerates registered() and fails for a point
 // that never fired), so a point that is no longer reached is noticed.
-constexpr std::array<std::string_view, 8> kRegistry = {
+// Points of the storage engine are exercised by src/writer/crash_test.cc,
+// points of the shipper ("ship.") by src/server/shipper_test.cc.
+constexpr std::array<std::string_view, 9> kRegistry = {
     "wal.after_write_before_sync",
     "wal.after_sync_before_ack",
     "wal.rotate.after_create_before_dirsync",
@@ -26,6 +28,7 @@ constexpr std::array<std::string_view, 8> kRegistry = {
     "meta.after_rename_before_dirsync",
     "checkpoint.after_chunk_sync",
     "checkpoint.before_segment_delete",
+    "ship.after_upload_before_mark",
 };
 
 constexpr char kEnvVar[] = "EH_FAILPOINT";

@@ -1175,11 +1175,11 @@ constexpr std::string_view kPoint = "wal.after_write_before_sync";
 
 TEST_F(Failpoint, RegistryHoldsTheDurabilitySteps) {
   const std::vector<std::string>& names = failpoint::registered();
-  EXPECT_EQ(names.size(), 8u);
+  EXPECT_EQ(names.size(), 9u);
   for (const char* name :
        {"wal.after_write_before_sync", "wal.after_sync_before_ack", "wal.rotate.after_create_before_dirsync",
         "chunk.after_write", "meta.after_tmp_write", "meta.after_rename_before_dirsync", "checkpoint.after_chunk_sync",
-        "checkpoint.before_segment_delete"}) {
+        "checkpoint.before_segment_delete", "ship.after_upload_before_mark"}) {
     EXPECT_NE(std::find(names.begin(), names.end(), name), names.end()) << name;
   }
 }

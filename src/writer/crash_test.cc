@@ -275,7 +275,13 @@ TEST(CrashA3, SimulatedPowerLossAtRandomOperations) {
 TEST(FailpointsA2, EveryRegisteredPointFiresAndRecoveryHolds) {
   failpoint::set_crash_mode(failpoint::CrashMode::throw_exception);
   std::map<std::string, std::uint64_t> fired_here;
+  std::vector<std::string> engine_points;
   for (const auto& name : failpoint::registered()) {
+    if (name.starts_with("ship.")) continue;  // the shipper's suite (src/server/shipper_test.cc) covers these
+    engine_points.push_back(name);
+  }
+  ASSERT_GE(engine_points.size(), 8u);
+  for (const auto& name : engine_points) {
     for (int action = 0; action < 2; ++action) {
       for (std::uint64_t rep = 0; rep < 10; ++rep) {
         const std::uint64_t seed = 1'000'000 + rep * 7 + static_cast<std::uint64_t>(action);
@@ -309,7 +315,7 @@ TEST(FailpointsA2, EveryRegisteredPointFiresAndRecoveryHolds) {
       }
     }
   }
-  for (const auto& name : failpoint::registered()) {
+  for (const auto& name : engine_points) {
     std::printf("failpoint %-40s fired %llu times\n", name.c_str(),
                 static_cast<unsigned long long>(fired_here[name]));
     EXPECT_GE(fired_here[name], 10u) << "registered failpoint " << name << " never (or too rarely) fired";

@@ -1004,6 +1004,31 @@ Result<LiveRead> Engine::read(const Cursor& from, std::size_t max_lines) const {
   return out;
 }
 
+Result<std::string> Engine::read_sealed_chunk(const StreamName& stream, std::uint64_t chunk) const {
+  std::uint64_t id = 0, size = 0;
+  {
+    std::shared_lock lock(committed_mu_);
+    const StreamState* s = committed_.find(stream);
+    if (s == nullptr) return Error::make(errc::stream_not_found, fmt::format("stream {} does not exist", stream.str()));
+    auto it = s->sealed.find(chunk);
+    if (it == s->sealed.end()) {
+      return Error::make(errc::chunk_not_found, fmt::format("chunk {} of {} is not a sealed chunk held here", chunk,
+                                                            stream.str()));
+    }
+    id = s->id;
+    size = it->second;
+  }
+  auto f = files_->get(id, chunk, false);
+  if (!f) return Error::make(errc::chunk_not_found, fmt::format("chunk {} of {} is gone", chunk, stream.str()));
+  auto bytes = (*f)->pread(0, static_cast<std::size_t>(size));
+  if (!bytes) return bytes.error();
+  if (bytes->size() != size) {
+    return Error::make(errc::corruption, fmt::format("chunk {} of {} has {} bytes, {} committed", chunk, stream.str(),
+                                                     bytes->size(), size));
+  }
+  return bytes;
+}
+
 Result<Cursor> Engine::end_of(const StreamName& stream) const {
   std::shared_lock lock(committed_mu_);
   const StreamState* s = committed_.find(stream);

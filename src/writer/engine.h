@@ -135,6 +135,9 @@ class Engine {
   // stream_not_found, chunk_not_found (not held here: read the store),
   // invalid_cursor (beyond the end or not at a line start).
   [[nodiscard]] Result<LiveRead> read(const Cursor& from, std::size_t max_lines) const;
+  // All committed bytes of a sealed chunk this Writer still holds (for the
+  // shipper). Errors: stream_not_found, chunk_not_found (live or shipped).
+  [[nodiscard]] Result<std::string> read_sealed_chunk(const StreamName& stream, std::uint64_t chunk) const;
   // The committed end of a stream.
   [[nodiscard]] Result<Cursor> end_of(const StreamName& stream) const;
   // Committed subscriptions of a stream.
