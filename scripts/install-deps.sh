@@ -13,9 +13,11 @@ packages=(
   # test and benchmark frameworks
   libgtest-dev libgmock-dev libbenchmark-dev
   # independent peers used by the test suite
-  curl openssl strace prometheus python3
+  curl openssl strace prometheus python3 nodejs
 )
 
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed; then
@@ -25,10 +27,12 @@ done
 
 if ((${#missing[@]})); then
   echo "install-deps: installing ${missing[*]}" >&2
-  SUDO=""
-  if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# npm ships with NodeSource's nodejs; Debian's nodejs needs the npm package.
+if ! command -v npm >/dev/null 2>&1; then
+  $SUDO apt-get install -y -qq --no-install-recommends npm >/dev/null
 fi
 echo "install-deps: all ${#packages[@]} packages present" >&2

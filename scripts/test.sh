@@ -12,6 +12,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
 scripts/install-deps.sh
+# Test peers from npm (s3rver), pinned by package-lock.json.
+[ -d node_modules/s3rver ] || npm ci --no-audit --no-fund --loglevel=error
 scripts/build.sh release fuzz asan
 # TSan only for the concurrency suites (a full TSan build of Beast is slow).
 [ -f build-tsan/build.ninja ] || cmake --preset tsan >/dev/null

@@ -69,6 +69,7 @@ Result<ClientConfig> resolve_client_config(const ClientFlags& flags) {
   }
   c.api = "https://" + std::string(v.at("api").as_string());
   c.ca_pem = std::string(v.at("ca_pem").as_string());
+  if (v.as_object().contains("pubsub") && v.at("pubsub").is_string()) c.pubsub = std::string(v.at("pubsub").as_string());
   return c;
 }
 

@@ -24,6 +24,7 @@ struct ClientConfig {
   std::string token;  // secret: never printed
   std::string key;    // secret: never printed
   std::string api;    // "https://host:port"
+  std::string pubsub;  // "host:port" of the pub/sub server (TLS)
   std::string ca_pem;
 };
 

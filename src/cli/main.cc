@@ -4,10 +4,13 @@
 // later issues say that they are not built yet and exit with status 2.
 
 #include "cli/client.h"
+#include "cli/pusher_cmd.h"
 #include "core/cursor.h"
 #include "core/raw_line.h"
 #include "core/wire.h"
+#include "reader/reader.h"
 #include "server/writer_process.h"
+#include "store/object_store.h"
 
 #include <CLI/CLI.hpp>
 #include <boost/json.hpp>
@@ -19,7 +22,9 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -105,6 +110,71 @@ int append_from_file(const std::string& command, cli::Client& client, const Stre
   return 0;
 }
 
+// A Reader over the Writer's liveread and the store, as the CLI configures it.
+struct ReaderSetup {
+  std::unique_ptr<cli::Client> client;
+  std::unique_ptr<store::ObjectStore> store;
+  std::optional<codec::MasterKey> key;
+  std::unique_ptr<reader::Reader> reader;
+};
+
+std::string cache_dir() {
+  if (const char* x = std::getenv("XDG_CACHE_HOME"); x != nullptr && *x != '\0') return std::string(x) + "/event-horizon";
+  if (const char* h = std::getenv("HOME"); h != nullptr && *h != '\0') return std::string(h) + "/.cache/event-horizon";
+  return "horizon-cache";
+}
+
+ReaderSetup make_reader(const std::string& command, const cli::ClientFlags& flags) {
+  ReaderSetup r;
+  auto cfg = cli::resolve_client_config(flags);
+  if (!cfg) die(command, cfg.error().message);
+  auto st = store::open_store(cfg->store_url);
+  if (!st) die(command, st.error().message);
+  r.store = std::move(*st);
+  if (!cfg->key.empty()) {
+    auto key = codec::MasterKey::parse_hex(cfg->key);
+    if (!key) die(command, "HORIZON_KEY: " + key.error().message);
+    r.key.emplace(std::move(*key));
+  }
+  r.client = std::make_unique<cli::Client>(std::move(*cfg));
+  cli::Client* client = r.client.get();
+  reader::ReaderOptions o;
+  o.store = r.store.get();
+  o.key = r.key ? &*r.key : nullptr;
+  o.cache_dir = cache_dir();
+  o.live = [client](const Cursor& from, std::size_t n) -> Result<std::string> {
+    wire::LiveReadRequest req{from, static_cast<std::int64_t>(std::min<std::size_t>(n, wire::kMaxLinesToRead))};
+    auto res = client->post("/writer/liveread", wire::to_json(req));
+    if (!res) return Error::make(errc::not_ready, res.error().message);
+    if (res->status == 200) return std::move(res->body);
+    if (res->status == 404 && res->body.find("chunk_not_found") != std::string::npos) {
+      return Error::make(errc::chunk_not_found, cli::describe_error(*res));
+    }
+    if (res->status >= 500) return Error::make(errc::not_ready, cli::describe_error(*res));
+    return Error::make(errc::invalid_argument, cli::describe_error(*res));
+  };
+  r.reader = std::make_unique<reader::Reader>(std::move(o));
+  return r;
+}
+
+void print_line(const reader::Line& l, bool json) {
+  if (!json) {
+    const std::string text = l.line.is_meta() ? "/" + l.line.meta_type + " " + l.line.content : l.line.content;
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    std::fputc('\n', stdout);
+    return;
+  }
+  const auto push = wire::PushLine::from_raw(l.line, l.ptr_after);
+  boost::json::object o;
+  o["PtrAfter"] = push.ptr_after.to_string();
+  o["Content"] = push.content;
+  o["MetaType"] = push.meta_type;
+  o["MetaPayload"] = push.meta_payload ? *push.meta_payload : boost::json::value(nullptr);
+  const std::string text = boost::json::serialize(o);
+  std::fwrite(text.data(), 1, text.size(), stdout);
+  std::fputc('\n', stdout);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -162,14 +232,35 @@ int main(int argc, char** argv) {
   liveread->add_option("N", count)->required()->check(CLI::Range(std::int64_t{1}, wire::kMaxLinesToRead));
   client_options(liveread);
 
+  bool json = false;
+  auto* rread = app.add_subcommand("reader-read",
+                                   "print up to N lines from CURSOR, wherever they are stored (Writer or store); "
+                                   "meta lines as /Type {json}");
+  rread->add_option("CURSOR", cursor_text)->required();
+  rread->add_option("N", count)->required()->check(CLI::Range(std::int64_t{1}, std::int64_t{1'000'000}));
+  rread->add_flag("--json", json, "JSON Lines: PtrAfter, Content, MetaType, MetaPayload (as in the push protocol)");
+  client_options(rread);
+  std::string from_text;
+  double poll_seconds = 0.5;
+  auto* tail = app.add_subcommand("stream-tail", "print a stream and keep following new lines until Ctrl-C");
+  tail->add_option("STREAM", stream_text)->required();
+  tail->add_option("--from", from_text, "start at this cursor (default: the stream's beginning)");
+  tail->add_flag("--json", json, "JSON Lines output");
+  tail->add_option("--poll", poll_seconds, "seconds between looks at the end of the stream")->capture_default_str();
+  client_options(tail);
+
   struct Later {
     const char* name;
     const char* help;
   };
-  for (const auto& c : {Later{"pusher", "run a Pusher for one application"},
-                        Later{"reader-read", "up to N lines from a cursor, wherever stored: reader-read CURSOR N"},
-                        Later{"stream-tail", "print a stream and follow new lines: stream-tail STREAM [--from CURSOR]"},
-                        Later{"pubsub-subscribe", "print notifications of a topic: pubsub-subscribe TOPIC"}}) {
+  cli::PusherCommand pc;
+  auto* pusher = app.add_subcommand("pusher", "run a Pusher for one application (SPEC §8)");
+  pusher->add_option("--endpoint", pc.endpoint, "the application's push URL, e.g. http://127.0.0.1:8080/_eventhorizon_push")
+      ->required();
+  pusher->add_option("--proxy", pc.proxy, "writer proxy address (loopback; \"off\" to disable)")->capture_default_str();
+  pusher->add_flag("--stop-on-stdin-eof", pc.stop_on_stdin_eof, "exit when stdin closes (the parent died)");
+  client_options(pusher);
+  for (const auto& c : {Later{"pubsub-subscribe", "print notifications of a topic: pubsub-subscribe TOPIC"}}) {
     auto* sub = app.add_subcommand(c.name, c.help);
     sub->allow_extras();
     sub->callback([name = c.name] {
@@ -181,6 +272,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   if (writer->parsed()) return server::run_writer(wo);
+  if (pusher->parsed()) return cli::run_pusher(flags, pc);
   if (create->parsed()) {
     const auto name = stream_arg("stream-create", stream_text);
     auto client = connect("stream-create", flags);
@@ -212,6 +304,44 @@ int main(int argc, char** argv) {
     std::printf("%s %s %s %s\n", name.str().c_str(), subscribe->parsed() ? "subscribed to" : "unsubscribed from",
                 sub.str().c_str(), "(idempotent)");
     return 0;
+  }
+  if (rread->parsed()) {
+    auto c = Cursor::parse(cursor_text);
+    if (!c) die("reader-read", c.error().message);
+    auto setup = make_reader("reader-read", flags);
+    std::size_t left = static_cast<std::size_t>(count);
+    Cursor at = *c;
+    while (left > 0) {
+      auto lines = setup.reader->read(at, std::min<std::size_t>(left, 10'000));
+      if (!lines) die("reader-read", lines.error().message);
+      if (lines->empty()) break;
+      for (const auto& l : *lines) print_line(l, json);
+      left -= lines->size();
+      at = lines->back().ptr_after;
+    }
+    return 0;
+  }
+  if (tail->parsed()) {
+    const auto name = stream_arg("stream-tail", stream_text);
+    Cursor at = Cursor::beginning(name);
+    if (!from_text.empty()) {
+      auto c = Cursor::parse(from_text);
+      if (!c) die("stream-tail", c.error().message);
+      if (!(c->stream() == name)) die("stream-tail", "--from names another stream");
+      at = *c;
+    }
+    auto setup = make_reader("stream-tail", flags);
+    for (;;) {
+      auto lines = setup.reader->read(at, 1000);
+      if (!lines) die("stream-tail", lines.error().message);
+      for (const auto& l : *lines) print_line(l, json);
+      std::fflush(stdout);
+      if (!lines->empty()) {
+        at = lines->back().ptr_after;
+        continue;
+      }
+      std::this_thread::sleep_for(std::chrono::duration<double>(poll_seconds));
+    }
   }
   if (liveread->parsed()) {
     auto c = Cursor::parse(cursor_text);

@@ -4,6 +4,8 @@
 #include "net/http_server.h"
 #include "server/api.h"
 #include "server/bootstrap.h"
+#include "server/shipper.h"
+#include "pubsub/server.h"
 #include "store/object_store.h"
 #include "wal/fs.h"
 #include "writer/engine.h"
@@ -14,6 +16,7 @@
 
 #include <sys/resource.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <csignal>
 #include <mutex>
@@ -126,11 +129,36 @@ int run_writer(WriterOptions o) {
   eo.server = o.advertise;
   eo.chunk_size = o.chunk_size;
   eo.on_sync = [&sync_latency](double s) { sync_latency.observe(s); };
+  // Realtime hints (SPEC §6): after every commit to a subscribed stream,
+  // publish sub:<subscription> <cursor>. The server never blocks.
+  std::atomic<pubsub::Server*> notifier{nullptr};
+  eo.on_notify = [&notifier](const std::vector<writer::Notification>& notes) {
+    pubsub::Server* server = notifier.load(std::memory_order_acquire);
+    if (server == nullptr) return;
+    for (const auto& n : notes) server->publish("sub:" + n.subscription.str(), n.cursor.to_string());
+  };
   auto engine = writer::Engine::open(**fs, eo);
   if (!engine) return fail(engine.error().message);
   const auto& rec = (*engine)->recovery();
   spdlog::info("storage engine ready: {} streams, {} commits replayed, torn tail {} bytes", (*engine)->stream_names().size(),
                rec.commits_replayed, rec.torn_tail_bytes);
+
+  // Long-term storage: ship sealed chunks to the store in the background.
+  auto master_key = codec::MasterKey::parse_hex(identity->master_key);
+  if (!master_key) return fail("the data directory's HORIZON_KEY is not usable: " + master_key.error().message);
+  ShipperMetrics shipper_metrics(registry);
+  Shipper shipper(**engine, **store, *master_key, ShipperOptions{}, &shipper_metrics);
+  shipper.start();
+
+  pubsub::ServerOptions ps;
+  ps.address = pubsub_host;
+  ps.port = pubsub_port;
+  ps.cert_pem = identity->server_cert_pem;
+  ps.key_pem = identity->server_key_pem;
+  ps.token = identity->token;
+  auto pubsub_server = pubsub::Server::start(ps, &registry);
+  if (!pubsub_server) return fail(pubsub_server.error().message);
+  notifier.store(pubsub_server->get(), std::memory_order_release);
 
   ApiMetrics api_metrics(registry);
   register_engine_metrics(registry, **engine);
@@ -164,7 +192,7 @@ int run_writer(WriterOptions o) {
 
   // Discovery names the ports actually bound (which may have been 0).
   if (auto r = publish_discovery(**store, *identity, advertised(o.advertise, (*api)->port()),
-                                 advertised(o.advertise, pubsub_port));
+                                 advertised(o.advertise, (*pubsub_server)->port()));
       !r) {
     return fail("cannot publish discovery to the store: " + r.error().message);
   }
@@ -185,9 +213,11 @@ int run_writer(WriterOptions o) {
     }
   });
 
-  spdlog::info("writer {} ready: api https://{} (listening {}:{}), metrics http://{}:{}/metrics, data {}, store {}",
-               identity->writer_id, advertised(o.advertise, (*api)->port()), api_host, (*api)->port(), metrics_host,
-               (*metrics_server)->port(), o.data_dir, (*store)->describe());
+  spdlog::info("writer {} ready: api https://{} (listening {}:{}), pubsub {}, metrics http://{}:{}/metrics, data {}, "
+               "store {}",
+               identity->writer_id, advertised(o.advertise, (*api)->port()), api_host, (*api)->port(),
+               advertised(o.advertise, (*pubsub_server)->port()), metrics_host, (*metrics_server)->port(), o.data_dir,
+               (*store)->describe());
 
   int sig = 0;
   sigwait(&signals, &sig);
@@ -201,6 +231,9 @@ int run_writer(WriterOptions o) {
   }
   activity_cv.notify_all();
   activity.join();
+  shipper.stop();
+  notifier.store(nullptr, std::memory_order_release);
+  (*pubsub_server)->stop();
   if (auto r = (*engine)->close(); !r) {
     spdlog::error("shutdown checkpoint failed: {} (the WAL still has everything; the next start recovers it)",
                   r.error().message);

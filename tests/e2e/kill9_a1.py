@@ -311,12 +311,41 @@ class StreamRead:
         self.rotations = 0
 
 
-def read_stream(api, conn_box, addr, name, max_requests=200000):
-    """Reads `name` from <name>:0:0 through every chunk. conn_box holds a
-    reusable connection (replaced on connection errors)."""
+def store_read(store_reader, cursor):
+    """A sealed chunk the Writer no longer holds (the shipper moved it to the
+    store): read it with `horizon reader-read --json` and rebuild the raw
+    lines exactly (regular: ' ' + content; meta: '/' + type + ' ' + JSON),
+    up to the end of that chunk."""
+    binary, data = store_reader
+    proc = subprocess.run([binary, "reader-read", cursor, "100000", "--json"], capture_output=True,
+                          env=dict(os.environ, HORIZON_DATA=data), timeout=60)
+    if proc.returncode != 0:
+        return None, proc.stderr
+    out = bytearray()
+    for line in proc.stdout.decode().splitlines():
+        rec = json.loads(line)
+        if rec["MetaType"]:
+            out += ("/" + rec["MetaType"] + " " + rec["Content"] + "\n").encode()
+        else:
+            out += (" " + rec["Content"] + "\n").encode()
+        if rec["MetaType"] == "Rotated":
+            break
+    return 200, bytes(out)
+
+
+def read_stream(api, conn_box, addr, name, max_requests=200000, store_reader=None):
+    """Reads `name` from <name>:0:0 through every chunk, from the Writer or,
+    for shipped chunks, from the store. conn_box holds a reusable
+    connection (replaced on connection errors)."""
     out = StreamRead(name)
 
     def liveread(cursor):
+        status, body = liveread_writer(cursor)
+        if status == 404 and b"chunk_not_found" in body and store_reader is not None:
+            return store_read(store_reader, cursor)
+        return status, body
+
+    def liveread_writer(cursor):
         for attempt in range(3):
             try:
                 if conn_box[0] is None or conn_box[0].sock is None:
@@ -397,10 +426,10 @@ def read_stream(api, conn_box, addr, name, max_requests=200000):
     return out
 
 
-def read_all(api, addr, streams):
+def read_all(api, addr, streams, store_reader=None):
     conn_box = [None]
     try:
-        return {s: read_stream(api, conn_box, addr, s) for s in streams}
+        return {s: read_stream(api, conn_box, addr, s, store_reader=store_reader) for s in streams}
     finally:
         if conn_box[0] is not None:
             conn_box[0].close()
@@ -606,8 +635,8 @@ def main():
         counts, anomalies = {}, {}
         rotations = max_chunk = 0
         if restart_error is None:
-            read1 = read_all(api, writer.addr, streams)
-            read2 = read_all(api, writer.addr, streams)
+            read1 = read_all(api, writer.addr, streams, (binary, data))
+            read2 = read_all(api, writer.addr, streams, (binary, data))
             writer.kill9()
             try:
                 writer.start()
@@ -616,7 +645,7 @@ def main():
                 print(f"FAIL: {restart_error}; the Writer's log:", file=sys.stderr)
                 print(writer.log_since_start(), file=sys.stderr)
             if restart_error is None:
-                read3 = read_all(api, writer.addr, streams)
+                read3 = read_all(api, writer.addr, streams, (binary, data))
                 reads_diffs = compare_reads(read1, read2, streams) + compare_reads(read1, read3, streams)
             counts, anomalies = check(ops, read1, streams)
             rotations = sum(r.rotations for r in read1.values())

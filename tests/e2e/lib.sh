@@ -29,7 +29,8 @@ start_writer() {
   local data=$1
   shift
   : >"$TMP/writer.log"
-  "$HORIZON" writer --data "$data" --api 127.0.0.1:0 --pubsub 127.0.0.1:0 --metrics 127.0.0.1:0 "$@" \
+  "$HORIZON" writer --data "$data" --api "${API_LISTEN:-127.0.0.1:0}" --pubsub "${PUBSUB_LISTEN:-127.0.0.1:0}" \
+    --metrics 127.0.0.1:0 "$@" \
     >>"$TMP/writer.log" 2>&1 &
   WRITER_PID=$!
   for _ in $(seq 1 200); do
@@ -62,3 +63,6 @@ api() {
   STATUS=${out##*$'\n'}
   BODY=${out%$'\n'*}
 }
+
+# A free loopback TCP port.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }

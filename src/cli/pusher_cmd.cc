@@ -1,0 +1,226 @@
+#include "cli/pusher_cmd.h"
+
+#include "codec/chunk_codec.h"
+#include "core/wire.h"
+#include "net/http_server.h"
+#include "pubsub/client.h"
+#include "pusher/pusher.h"
+#include "reader/reader.h"
+#include "server/writer_process.h"
+#include "store/object_store.h"
+
+#include <fmt/format.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <csignal>
+#include <cstdlib>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+namespace horizon::cli {
+
+namespace {
+
+std::string cache_dir() {
+  if (const char* x = std::getenv("XDG_CACHE_HOME"); x != nullptr && *x != '\0') return std::string(x) + "/event-horizon";
+  if (const char* h = std::getenv("HOME"); h != nullptr && *h != '\0') return std::string(h) + "/.cache/event-horizon";
+  return "horizon-cache";
+}
+
+// A small pool that forwards proxy requests to the Writer (blocking HTTPS
+// calls must not run on the HTTP server's I/O threads).
+class Forwarder {
+ public:
+  Forwarder(ClientConfig config, int threads) {
+    for (int i = 0; i < threads; ++i) {
+      threads_.emplace_back([this, config] {
+        Client client(config);
+        std::unique_lock lock(mu_);
+        for (;;) {
+          cv_.wait(lock, [this] { return stop_ || !jobs_.empty(); });
+          if (stop_ && jobs_.empty()) return;
+          auto job = std::move(jobs_.front());
+          jobs_.pop_front();
+          lock.unlock();
+          job(client);
+          lock.lock();
+        }
+      });
+    }
+  }
+  ~Forwarder() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+  void submit(std::function<void(Client&)> job) {
+    {
+      std::lock_guard lock(mu_);
+      jobs_.push_back(std::move(job));
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::deque<std::function<void(Client&)>> jobs_;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace
+
+int run_pusher(const ClientFlags& flags, const PusherCommand& cmd) {
+  spdlog::set_default_logger(spdlog::stderr_color_mt("pusher"));
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %l [%n] %v", spdlog::pattern_time_type::utc);
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  auto fail = [](const std::string& m) {
+    spdlog::error("{}", m);
+    return 1;
+  };
+  if (cmd.endpoint.rfind("http://", 0) != 0 && cmd.endpoint.rfind("https://", 0) != 0) {
+    return fail(fmt::format("--endpoint \"{}\" must be an http:// or https:// URL", cmd.endpoint));
+  }
+  auto cfg = resolve_client_config(flags);
+  if (!cfg) return fail(cfg.error().message);
+  auto st = store::open_store(cfg->store_url);
+  if (!st) return fail(st.error().message);
+  std::shared_ptr<store::ObjectStore> store(std::move(*st));
+  std::shared_ptr<codec::MasterKey> key;
+  if (!cfg->key.empty()) {
+    auto k = codec::MasterKey::parse_hex(cfg->key);
+    if (!k) return fail("HORIZON_KEY: " + k.error().message);
+    key = std::make_shared<codec::MasterKey>(std::move(*k));
+  }
+  const ClientConfig config = *cfg;
+
+  pusher::PusherOptions po;
+  po.endpoint = cmd.endpoint;
+  po.make_reader = [config, store, key]() {
+    auto client = std::make_shared<Client>(config);
+    reader::ReaderOptions o;
+    o.store = store.get();
+    o.key = key.get();
+    o.cache_dir = cache_dir();
+    o.live = [client, store, key](const Cursor& from, std::size_t n) -> Result<std::string> {
+      wire::LiveReadRequest req{from, static_cast<std::int64_t>(std::min<std::size_t>(n, wire::kMaxLinesToRead))};
+      auto res = client->post("/writer/liveread", wire::to_json(req));
+      if (!res) return Error::make(errc::not_ready, res.error().message);
+      if (res->status == 200) return std::move(res->body);
+      if (res->status == 404 && res->body.find("chunk_not_found") != std::string::npos) {
+        return Error::make(errc::chunk_not_found, describe_error(*res));
+      }
+      if (res->status >= 500) return Error::make(errc::not_ready, describe_error(*res));
+      return Error::make(errc::invalid_argument, describe_error(*res));
+    };
+    return std::make_unique<reader::Reader>(std::move(o));
+  };
+
+  // Pub/sub: instant wake-ups (hints only; the periodic path is the fallback).
+  std::unique_ptr<pubsub::Client> notifications;
+  pusher::Pusher* pusher_ptr = nullptr;
+  std::string host;
+  std::uint16_t port = 0;
+  if (!config.pubsub.empty() && server::split_host_port(config.pubsub, host, port)) {
+    pubsub::ClientOptions co;
+    co.host = host;
+    co.port = port;
+    co.ca_pem = config.ca_pem;
+    co.token = config.token;
+    pubsub::ClientCallbacks cb;
+    cb.on_notify = [&pusher_ptr](std::string, std::string message) {
+      auto c = Cursor::parse(message);
+      if (c && pusher_ptr != nullptr) pusher_ptr->wake(c->stream());
+    };
+    auto pc = pubsub::Client::start(co, cb);
+    if (pc) notifications = std::move(*pc);
+    else spdlog::warn("pub/sub disabled: {}", pc.error().message);
+  }
+  po.on_subscription = [&notifications](const std::string& sub) {
+    if (notifications) (void)notifications->subscribe("sub:" + sub);
+  };
+  pusher::Pusher pusher(po);
+  pusher_ptr = &pusher;
+
+  // The writer proxy: same paths and bodies as the Writer API, no TLS, no token.
+  std::unique_ptr<Forwarder> forwarder;
+  std::unique_ptr<net::HttpServer> proxy;
+  if (!cmd.proxy.empty() && cmd.proxy != "off") {
+    std::string phost;
+    std::uint16_t pport = 0;
+    if (!server::split_host_port(cmd.proxy, phost, pport)) return fail(fmt::format("--proxy \"{}\" is not host:port", cmd.proxy));
+    forwarder = std::make_unique<Forwarder>(config, 4);
+    net::HttpServerOptions ho;
+    ho.address = phost;
+    ho.port = pport;
+    ho.tls = false;
+    ho.name = "writer-proxy";
+    Forwarder* fw = forwarder.get();
+    auto server = net::HttpServer::start(ho, [fw](net::HttpRequest req, net::Responder respond) {
+      const std::string path = req.path();
+      if (req.method != "POST" || path.rfind("/writer/", 0) != 0) {
+        net::HttpResponse r;
+        r.status = 404;
+        r.body = R"({"error":"endpoint_not_found","message":"the writer proxy forwards POST /writer/..."})";
+        return respond(std::move(r));
+      }
+      fw->submit([path, body = std::move(req.body), respond](Client& client) {
+        auto res = client.post(path, body);
+        net::HttpResponse r;
+        if (!res) {
+          r.status = 503;
+          r.body = fmt::format(R"({{"error":"not_ready","message":"the Writer is unreachable through the proxy"}})");
+        } else {
+          r.status = static_cast<int>(res->status);
+          r.body = std::move(res->body);
+          if (path == "/writer/liveread" && r.status == 200) r.content_type = "text/plain; charset=utf-8";
+        }
+        respond(std::move(r));
+      });
+    });
+    if (!server) return fail(server.error().message);
+    proxy = std::move(*server);
+    spdlog::info("writer proxy on http://{}:{}", phost, proxy->port());
+  }
+
+  std::thread signal_thread([&pusher, &signals] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    if (sig == SIGINT || sig == SIGTERM) pusher.stop();
+  });
+  std::thread stdin_thread;
+  if (cmd.stop_on_stdin_eof) {
+    stdin_thread = std::thread([&pusher] {
+      char buf[256];
+      while (::read(STDIN_FILENO, buf, sizeof buf) > 0) {
+      }
+      spdlog::info("stdin closed (the parent is gone): stopping");
+      pusher.stop();
+    });
+  }
+  auto r = pusher.run();
+  spdlog::info("stopping");
+  if (proxy) proxy->stop(std::chrono::milliseconds(1000));
+  forwarder.reset();
+  if (notifications) notifications->close();
+  ::kill(::getpid(), SIGTERM);  // release the signal thread (the signal is blocked: sigwait takes it)
+  signal_thread.join();
+  if (stdin_thread.joinable()) stdin_thread.detach();  // blocked in read(); the process exits now
+  if (!r) return fail(r.error().message);
+  return 0;
+}
+
+}  // namespace horizon::cli

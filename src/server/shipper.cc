@@ -1,0 +1,105 @@
+#include "server/shipper.h"
+
+#include "core/store_keys.h"
+#include "wal/failpoint.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <random>
+
+namespace horizon::server {
+
+ShipperMetrics::ShipperMetrics(metrics::Registry& r)
+    : shipped(r.counter("horizon_chunks_shipped_total", "Sealed chunks uploaded, verified and marked shipped")),
+      failures(r.counter("horizon_ship_failures_total", "Failed attempts to ship a sealed chunk")),
+      raw_bytes(r.counter("horizon_shipped_raw_bytes_total", "Raw bytes of shipped chunks")),
+      stored_bytes(r.counter("horizon_shipped_stored_bytes_total", "Bytes stored for shipped chunks (compressed, "
+                                                                   "encrypted)")) {}
+
+Shipper::Shipper(writer::Engine& engine, store::ObjectStore& store, const codec::MasterKey& key, ShipperOptions options,
+                 ShipperMetrics* metrics)
+    : engine_(engine), store_(store), key_(key), options_(options), metrics_(metrics) {}
+
+Shipper::~Shipper() { stop(); }
+
+Result<void> Shipper::ship_one(const writer::ShipJob& job) {
+  auto raw = engine_.read_sealed_chunk(job.stream, job.chunk_no);
+  if (!raw) {
+    if (raw.error().code == errc::chunk_not_found) return {};  // shipped meanwhile
+    return raw.error();
+  }
+  const codec::ChunkId id{job.stream.str(), job.chunk_no};
+  auto object = codec::encode_chunk(key_, id, *raw);
+  if (!object) return object.error();
+  const std::string key = chunk_key(job.stream, job.chunk_no);
+  if (auto r = store_.put(key, *object); !r) return r.error();
+  // Verify before the local copy may go: read back and decode.
+  auto back = store_.get(key);
+  if (!back) return back.error();
+  if (!*back) return Error::make(errc::corruption, fmt::format("{} is missing right after its upload", key));
+  auto decoded = codec::decode_chunk(key_, id, **back);
+  if (!decoded) return Error::make(errc::corruption, fmt::format("{} does not read back: {}", key, decoded.error().message));
+  if (*decoded != *raw) return Error::make(errc::corruption, fmt::format("{} reads back different bytes", key));
+  if (auto r = failpoint::hit("ship.after_upload_before_mark"); !r) return r.error();
+  if (auto r = engine_.mark_shipped_sync(job.stream, job.chunk_no); !r) return r.error();
+  if (metrics_ != nullptr) {
+    metrics_->shipped.inc();
+    metrics_->raw_bytes.inc(raw->size());
+    metrics_->stored_bytes.inc(object->size());
+  }
+  return {};
+}
+
+Result<std::size_t> Shipper::ship_pending() {
+  std::size_t n = 0;
+  for (const auto& job : engine_.ship_queue()) {
+    if (auto r = ship_one(job); !r) {
+      if (metrics_ != nullptr) metrics_->failures.inc();
+      return Error::make(r.error().code, fmt::format("shipping chunk {} of {}: {}", job.chunk_no, job.stream.str(),
+                                                     r.error().message));
+    }
+    ++n;
+  }
+  return n;
+}
+
+void Shipper::start() {
+  if (!thread_.joinable()) thread_ = std::thread([this] { loop(); });
+}
+
+void Shipper::stop() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void Shipper::loop() {
+  std::mt19937_64 rng(std::random_device{}());
+  auto backoff = options_.backoff_initial;
+  for (;;) {
+    std::chrono::milliseconds wait = options_.poll;
+    if (!engine_.failed()) {
+      auto r = ship_pending();
+      if (r) {
+        if (streak_.exchange(0) > 0) spdlog::info("shipping works again");
+        backoff = options_.backoff_initial;
+      } else {
+        const auto streak = ++streak_;
+        // Full jitter: a random wait in [0, backoff], then double it (capped).
+        wait = std::chrono::milliseconds(std::uniform_int_distribution<std::int64_t>(0, backoff.count())(rng));
+        backoff = std::min(backoff * 2, options_.backoff_max);
+        if (streak == 1 || streak % 20 == 0) {
+          spdlog::warn("shipping failed ({} in a row), retrying in {} ms: {}", streak, wait.count(), r.error().message);
+        }
+      }
+    }
+    std::unique_lock lock(mu_);
+    if (cv_.wait_for(lock, wait, [this] { return stopping_; })) return;
+  }
+}
+
+}  // namespace horizon::server

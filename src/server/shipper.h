@@ -1,0 +1,77 @@
+#pragma once
+// The shipper: takes the engine's durable queue of sealed chunks, encodes
+// each (zstd + AES-256-GCM, codec/), uploads it to the store, verifies it
+// by reading it back and decoding it, marks it shipped durably (a WAL
+// commit), and only then lets the engine free its local copy.
+//
+// Idempotent at every step: a crash before the mark re-ships the chunk on
+// the next start (the object is replaced by an equally readable one); a
+// crash after the mark finds nothing left to do. While the store is down it
+// retries forever with capped exponential backoff and full jitter; appends
+// are never affected (they only touch the local disk).
+//
+// Thread-safety: start/stop from one thread; ship_pending is for tests and
+// must not run concurrently with the background loop.
+
+#include "codec/chunk_codec.h"
+#include "core/errc.h"
+#include "metrics/metrics.h"
+#include "store/object_store.h"
+#include "writer/engine.h"
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+namespace horizon::server {
+
+struct ShipperOptions {
+  std::chrono::milliseconds poll{250};          // how often the queue is looked at when idle
+  std::chrono::milliseconds backoff_initial{200};
+  std::chrono::milliseconds backoff_max{60'000};
+};
+
+struct ShipperMetrics {
+  explicit ShipperMetrics(metrics::Registry& registry);
+  metrics::Counter& shipped;
+  metrics::Counter& failures;
+  metrics::Counter& raw_bytes;
+  metrics::Counter& stored_bytes;
+};
+
+class Shipper {
+ public:
+  Shipper(writer::Engine& engine, store::ObjectStore& store, const codec::MasterKey& key, ShipperOptions options,
+          ShipperMetrics* metrics);
+  ~Shipper();  // stop()
+  Shipper(const Shipper&) = delete;
+  Shipper& operator=(const Shipper&) = delete;
+
+  // Ships everything queued now; stops at the first failure. Returns how
+  // many chunks were shipped.
+  [[nodiscard]] Result<std::size_t> ship_pending();
+  void start();
+  void stop();
+  // Consecutive failures so far (0 when the last attempt succeeded).
+  std::uint64_t failure_streak() const { return streak_.load(); }
+
+ private:
+  Result<void> ship_one(const writer::ShipJob& job);
+  void loop();
+
+  writer::Engine& engine_;
+  store::ObjectStore& store_;
+  const codec::MasterKey& key_;
+  const ShipperOptions options_;
+  ShipperMetrics* metrics_;
+  std::atomic<std::uint64_t> streak_{0};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;  // guarded by mu_
+  std::thread thread_;
+};
+
+}  // namespace horizon::server

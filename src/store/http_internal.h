@@ -1,0 +1,73 @@
+#pragma once
+// A minimal blocking HTTP/1.1 client over libcurl for the s3:// store: one
+// request at a time per call, easy handles pooled so that connections are
+// kept alive and reused, timeouts on every request. It knows nothing about
+// S3 or signing.
+//
+// Thread-safety: an HttpClient may be used from any number of threads; each
+// perform() takes a handle from the pool (or makes one) for itself.
+
+#include "core/errc.h"
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace horizon::store::detail {
+
+struct HttpRequest {
+  std::string method;                // GET, PUT, HEAD, DELETE
+  std::string url;                   // absolute, already encoded
+  std::vector<std::string> headers;  // "Name: value"
+  std::string_view body;             // sent for PUT
+};
+
+struct HttpResponse {
+  long status = 0;
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;  // names lowercased, values trimmed
+  // The last value of header `name` (lowercase).
+  std::optional<std::string> header(std::string_view name) const;
+};
+
+struct HttpTimeouts {
+  std::chrono::milliseconds connect{5'000};
+  std::chrono::milliseconds total{120'000};
+  std::chrono::milliseconds stall{30'000};
+};
+
+class HttpClient {
+ public:
+  HttpClient(HttpTimeouts timeouts, std::size_t max_idle);
+  ~HttpClient();
+  HttpClient(const HttpClient&) = delete;
+  HttpClient& operator=(const HttpClient&) = delete;
+
+  // Performs the request. Transport failures are errors: errc::not_ready
+  // for the transient ones (connect, resolve, timeout, reset, empty reply),
+  // errc::corruption for a body shorter than its Content-Length, and
+  // errc::storage_failed for the rest (bad URL, TLS verification).
+  // Messages hold curl's description, never request headers.
+  [[nodiscard]] Result<HttpResponse> perform(const HttpRequest& request);
+
+  // How many connections curl opened so far (reuse check in tests).
+  std::size_t connections_opened() const;
+
+ private:
+  void* acquire();
+  void release(void* handle);
+
+  HttpTimeouts timeouts_;
+  std::size_t max_idle_;
+  mutable std::mutex mu_;
+  std::vector<void*> idle_;             // CURL* easy handles; guarded by mu_
+  std::size_t connections_opened_ = 0;  // guarded by mu_
+};
+
+}  // namespace horizon::store::detail
