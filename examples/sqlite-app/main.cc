@@ -51,6 +51,13 @@ std::string string_field(const boost::json::object& o, const char* key) {
 // skipped, otherwise the stream would stop there forever.
 Result<void> apply_line(sqlite3* db, std::string_view stream, const pushlib::Line& line) {
   if (line.is_meta()) return {};  // Created, Subscribed, SubscriptionActivity, ...
+  // Every event is kept in an audit log too (same transaction).
+  int logged = 0;
+  if (auto r = run_sql(db, "INSERT INTO events(stream, content) VALUES(?1, ?2)", std::string(stream), line.content,
+                       &logged);
+      !r) {
+    return r;
+  }
   boost::system::error_code ec;
   const boost::json::value v = boost::json::parse(line.content, ec);
   if (ec || !v.is_object()) {
@@ -111,7 +118,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "sqlite-app: %s\n", adapter.error().to_string().c_str());
     return 1;
   }
-  if (sqlite3_exec((*adapter)->db(), "CREATE TABLE IF NOT EXISTS users(id TEXT PRIMARY KEY, name TEXT NOT NULL)",
+  if (sqlite3_exec((*adapter)->db(),
+                   "CREATE TABLE IF NOT EXISTS users(id TEXT PRIMARY KEY, name TEXT NOT NULL);"
+                   "CREATE TABLE IF NOT EXISTS events(seq INTEGER PRIMARY KEY AUTOINCREMENT, stream TEXT NOT NULL, "
+                   "content TEXT NOT NULL)",
                    nullptr, nullptr, nullptr) != SQLITE_OK) {
     std::fprintf(stderr, "sqlite-app: create table: %s\n", sqlite3_errmsg((*adapter)->db()));
     return 1;

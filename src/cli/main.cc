@@ -8,6 +8,7 @@
 #include "core/cursor.h"
 #include "core/raw_line.h"
 #include "core/wire.h"
+#include "pubsub/client.h"
 #include "reader/reader.h"
 #include "server/writer_process.h"
 #include "store/object_store.h"
@@ -249,10 +250,6 @@ int main(int argc, char** argv) {
   tail->add_option("--poll", poll_seconds, "seconds between looks at the end of the stream")->capture_default_str();
   client_options(tail);
 
-  struct Later {
-    const char* name;
-    const char* help;
-  };
   cli::PusherCommand pc;
   auto* pusher = app.add_subcommand("pusher", "run a Pusher for one application (SPEC §8)");
   pusher->add_option("--endpoint", pc.endpoint, "the application's push URL, e.g. http://127.0.0.1:8080/_eventhorizon_push")
@@ -260,14 +257,11 @@ int main(int argc, char** argv) {
   pusher->add_option("--proxy", pc.proxy, "writer proxy address (loopback; \"off\" to disable)")->capture_default_str();
   pusher->add_flag("--stop-on-stdin-eof", pc.stop_on_stdin_eof, "exit when stdin closes (the parent died)");
   client_options(pusher);
-  for (const auto& c : {Later{"pubsub-subscribe", "print notifications of a topic: pubsub-subscribe TOPIC"}}) {
-    auto* sub = app.add_subcommand(c.name, c.help);
-    sub->allow_extras();
-    sub->callback([name = c.name] {
-      std::fprintf(stderr, "horizon %s: not implemented yet in this build\n", name);
-      std::exit(2);
-    });
-  }
+  std::string topic;
+  auto* psub = app.add_subcommand("pubsub-subscribe",
+                                  "print the Writer's notifications of TOPIC (e.g. sub:/_sub/app) until Ctrl-C");
+  psub->add_option("TOPIC", topic)->required();
+  client_options(psub);
 
   CLI11_PARSE(app, argc, argv);
 
@@ -342,6 +336,32 @@ int main(int argc, char** argv) {
       }
       std::this_thread::sleep_for(std::chrono::duration<double>(poll_seconds));
     }
+  }
+  if (psub->parsed()) {
+    auto cfg = cli::resolve_client_config(flags);
+    if (!cfg) die("pubsub-subscribe", cfg.error().message);
+    std::string host;
+    std::uint16_t port = 0;
+    if (cfg->pubsub.empty() || !server::split_host_port(cfg->pubsub, host, port)) {
+      die("pubsub-subscribe", "the store's discovery record names no pub/sub address");
+    }
+    pubsub::ClientOptions co;
+    co.host = host;
+    co.port = port;
+    co.ca_pem = cfg->ca_pem;
+    co.token = cfg->token;
+    pubsub::ClientCallbacks cb;
+    cb.on_notify = [](std::string t, std::string m) {
+      std::printf("%s %s\n", t.c_str(), m.c_str());
+      std::fflush(stdout);
+    };
+    cb.on_state = [](bool connected) {
+      std::fprintf(stderr, "horizon pubsub-subscribe: %s\n", connected ? "connected" : "disconnected, retrying");
+    };
+    auto client = pubsub::Client::start(co, cb);
+    if (!client) die("pubsub-subscribe", client.error().message);
+    if (auto r = (*client)->subscribe(topic); !r) die("pubsub-subscribe", r.error().message);
+    for (;;) std::this_thread::sleep_for(std::chrono::hours(1));  // until Ctrl-C
   }
   if (liveread->parsed()) {
     auto c = Cursor::parse(cursor_text);

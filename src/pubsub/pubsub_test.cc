@@ -919,7 +919,7 @@ TEST_F(ServerTest, ClientStoppedOnHundredTopicsCostsAtMostHundredPending) {
 // ---------------------------------------------------- the documented example
 
 std::string read_readme() {
-  std::ifstream in(std::string(HORIZON_SOURCE_DIR) + "/src/pubsub/README.md", std::ios::binary);
+  std::ifstream in(std::string(HORIZON_SOURCE_DIR) + "/docs/protocol/pubsub.md", std::ios::binary);
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
@@ -936,7 +936,7 @@ std::string golden_block(const std::string& doc, const std::string& name) {
 
 TEST(ProtocolDoc, WorkedExampleMatchesTheRealServerByteForByte) {
   const std::string block = golden_block(read_readme(), "session");
-  ASSERT_FALSE(block.empty()) << "src/pubsub/README.md has no golden:session block";
+  ASSERT_FALSE(block.empty()) << "docs/protocol/pubsub.md has no golden:session block";
   auto server = start_server(server_options());
   ASSERT_NE(server, nullptr);
   RawClient c(server->port());

@@ -8,6 +8,8 @@
 # per stream, the application's applied lines must equal the stream
 # exactly: no gap, no duplicate, no reorder.
 # Usage: push_delivery.sh [PUSHER_KILLS] [WRITER_RESTARTS] [LINES_PER_STREAM]
+# With SQLITE_APP=<path of examples' sqlite_app> the application is the
+# pushlib + SQLite example instead (its `events` table is the applied list).
 source "$(dirname "$0")/lib.sh"
 KILLS=${1:-50}
 RESTARTS=${2:-3}
@@ -25,11 +27,19 @@ for s in $STREAMS; do
 done
 
 APP_PORT=$(free_port); PROXY_PORT=$(free_port)
-python3 "$HERE/push_app.py" "$TMP/app.db" "$APP_PORT" /_sub/app >"$TMP/app.log" 2>&1 &
+if [ -n "${SQLITE_APP:-}" ]; then
+  "$SQLITE_APP" --db "$TMP/app.db" --port "$APP_PORT" --subscription /_sub/app >"$TMP/app.log" 2>&1 &
+  APPLIED_SQL="select content from events where stream=? order by seq"
+  READY_WORD="serving pushes"
+else
+  python3 "$HERE/push_app.py" "$TMP/app.db" "$APP_PORT" /_sub/app >"$TMP/app.log" 2>&1 &
+  APPLIED_SQL="select content from applied where stream=? order by seq"
+  READY_WORD="ready"
+fi
 APP=$!
 python3 "$HERE/fault_proxy.py" "$PROXY_PORT" "$APP_PORT" 0.2 7 >"$TMP/proxy.out" 2>"$TMP/proxy.log" &
 PROXY=$!
-for _ in $(seq 1 50); do grep -q ready "$TMP/proxy.out" 2>/dev/null && grep -q ready "$TMP/app.log" && break; sleep 0.1; done
+for _ in $(seq 1 100); do grep -q ready "$TMP/proxy.out" 2>/dev/null && grep -q "$READY_WORD" "$TMP/app.log" && break; sleep 0.1; done
 
 PUSHER=""
 start_pusher() {
@@ -79,15 +89,15 @@ wait $LOADER
 # Everything arrives (bounded wait), then compare exactly.
 deadline=$(( $(date +%s) + 90 ))
 while [ "$(date +%s)" -lt "$deadline" ]; do
-  total=$(python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('select count(*) from applied').fetchone()[0])" "$TMP/app.db" 2>/dev/null || echo 0)
+  total=$(python3 -c "import sqlite3,sys; print(sum(len(list(sqlite3.connect(sys.argv[1]).execute(sys.argv[2], (s,)))) for s in sys.argv[3:]))" "$TMP/app.db" "$APPLIED_SQL" $STREAMS 2>/dev/null || echo 0)
   [ "$total" -ge $((LINES * 4)) ] && break
   sleep 0.5
 done
 for s in $STREAMS; do
-  python3 - "$TMP/app.db" "$s" "$TMP/${s#/}.txt" <<'PY' && pass || fail "stream $s: application state differs (see above)"
+  python3 - "$TMP/app.db" "$s" "$TMP/${s#/}.txt" "$APPLIED_SQL" <<'PY' && pass || fail "stream $s: application state differs (see above)"
 import sqlite3, sys
 db, stream, expected = sys.argv[1], sys.argv[2], open(sys.argv[3]).read().split("\n")[:-1]
-got = [r[0] for r in sqlite3.connect(db).execute("select content from applied where stream=? order by seq", (stream,))]
+got = [r[0] for r in sqlite3.connect(db).execute(sys.argv[4], (stream,))]
 if got != expected:
     dup = len(got) - len(set(got))
     missing = len(set(expected) - set(got))

@@ -111,6 +111,16 @@ for _ in $(seq 1 15); do
   sleep 0.1
 done
 check "activity line with the newest cursor within 1.5 s" "yes" "$seen"
+# pub/sub: the Writer publishes sub:<subscription> <cursor> after each append (SPEC §6)
+HORIZON_DATA=$DATA "$HORIZON" pubsub-subscribe sub:/_sub/act >"$TMP/notify.txt" 2>"$TMP/notify.err" &
+PSUB=$!
+for _ in $(seq 1 50); do grep -q connected "$TMP/notify.err" && break; sleep 0.1; done
+sleep 0.2
+api POST /writer/append '{"Stream":"/tenants/acme","Lines":["notified"]}'
+NOTIFIED=$(echo "$BODY" | sed 's/.*"Offset":"\([^"]*\)".*/\1/')
+for _ in $(seq 1 50); do grep -q "$NOTIFIED" "$TMP/notify.txt" && break; sleep 0.1; done
+check "NOTIFY with the cursor after the append" "sub:/_sub/act $NOTIFIED" "$(tail -1 "$TMP/notify.txt")"
+kill $PSUB; wait $PSUB 2>/dev/null
 api POST /writer/unsubscribe '{"Stream":"/tenants/acme","SubscriptionId":"/_sub/act"}'
 
 # --- liveread
@@ -148,7 +158,7 @@ out=$(curl -sS -o /dev/null -w '%{http_code}' "http://$API/health" 2>/dev/null);
 # --- metrics through promtool
 curl -sS "http://$METRICS/metrics" >"$TMP/metrics.txt"
 contains "metrics append ops" "horizon_append_ops_total" "$(cat "$TMP/metrics.txt")"
-contains "metrics lines" "horizon_appended_lines_total 10005" "$(cat "$TMP/metrics.txt")"
+contains "metrics lines" "horizon_appended_lines_total 10006" "$(cat "$TMP/metrics.txt")"
 contains "metrics latency" "horizon_append_latency_seconds_bucket" "$(cat "$TMP/metrics.txt")"
 lint=$(promtool check metrics <"$TMP/metrics.txt" 2>&1); rc=$?
 check "promtool exit" "0" "$rc"; check "promtool output" "" "$lint"
@@ -190,7 +200,7 @@ check "foreign store exit" "1" "$rc"; contains "foreign store message" "already 
 
 # --- path traversal (E5): names never became paths; nothing outside the data directory
 find "$TMP" -mindepth 1 -maxdepth 1 -newer "$TMP/10000.json" ! -name data ! -name other ! -name '*.txt' ! -name '*.json' \
-  ! -name '*.body' ! -name writer.log | grep . && fail "files created outside the data directory" || pass
+  ! -name '*.body' ! -name '*.err' ! -name writer.log | grep . && fail "files created outside the data directory" || pass
 check "data dir top level" "ca.pem chunks client.env identity.json LOCK snapshot store tls wal" \
   "$(ls "$DATA" | sort -f | tr '\n' ' ' | sed 's/ $//')"
 
