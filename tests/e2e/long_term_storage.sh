@@ -4,7 +4,8 @@
 # line from any cursor, across the store and the live tail; with the Writer
 # stopped, a remote-style client (only STORE, HORIZON_TOKEN, HORIZON_KEY)
 # still reads every sealed chunk; `stream-tail` follows new lines.
-# Usage: long_term_storage.sh [STORE_URL]   (default: file://<data>/store)
+# Usage: long_term_storage.sh [STORE_URL BUCKET_DIR]   (default: file://<data>/store)
+# BUCKET_DIR: where the store keeps its objects on disk (checked for plaintext).
 source "$(dirname "$0")/lib.sh"
 
 DATA=$TMP/data
@@ -41,11 +42,10 @@ out=$("$HORIZON" reader-read /orders:0:7 1 2>&1); rc=$?
 [ $rc -ne 0 ] && pass || fail "mid-line cursor accepted"; contains "mid-line error" "not at the start of a line" "$out"
 
 # The store holds no plaintext and no secret.
-if [ $# -eq 0 ]; then
-  TOKEN_=$(sed -n 's/^HORIZON_TOKEN=//p' "$DATA/client.env"); KEY_=$(sed -n 's/^HORIZON_KEY=//p' "$DATA/client.env")
-  grep -rq -e OrderPlaced -e "$TOKEN_" -e "$KEY_" -e "PRIVATE KEY" "$DATA/store" && fail "plaintext or secret in the store" || pass
-  ls "$DATA/store/chunks/s/orders/" | grep -q '^~00000000000000000000.ehc$' && pass || fail "chunk object key layout"
-fi
+BUCKET_DIR=${2:-$DATA/store}
+TOKEN_=$(sed -n 's/^HORIZON_TOKEN=//p' "$DATA/client.env"); KEY_=$(sed -n 's/^HORIZON_KEY=//p' "$DATA/client.env")
+grep -rq -e OrderPlaced -e "$TOKEN_" -e "$KEY_" -e "PRIVATE KEY" "$BUCKET_DIR" && fail "plaintext or secret in the store" || pass
+find "$BUCKET_DIR" -path '*chunks/s/orders/~00000000000000000000.ehc*' | grep -q . && pass || fail "chunk object key layout"
 
 # stream-tail follows new lines.
 "$HORIZON" stream-tail /orders --from "$("$HORIZON" stream-append /orders before-tail)" --poll 0.1 >"$TMP/tail.txt" 2>&1 &
