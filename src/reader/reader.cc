@@ -8,7 +8,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
+#include <string_view>
 #include <system_error>
 #include <unistd.h>
 
@@ -34,12 +34,18 @@ std::string cache_name(const std::string& key) {
   return out + ".raw";
 }
 
+// The whole file in one sized read (no stream-buffer growth and copy);
+// nullopt if it cannot be opened or read completely (the caller then reads
+// the store).
 Result<std::optional<std::string>> read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
+  std::ifstream in(p, std::ios::binary | std::ios::ate);
   if (!in) return std::optional<std::string>();
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return std::optional<std::string>(ss.str());
+  const std::streamoff size = in.tellg();
+  if (size < 0) return std::optional<std::string>();
+  std::string bytes(static_cast<std::size_t>(size), '\0');
+  in.seekg(0);
+  if (!in.read(bytes.data(), static_cast<std::streamsize>(size))) return std::optional<std::string>();
+  return std::optional<std::string>(std::move(bytes));
 }
 
 }  // namespace
@@ -132,14 +138,19 @@ Result<std::vector<Line>> Reader::read(const Cursor& from, std::size_t max_lines
   if (from.is_offset_query()) return Error::make(errc::invalid_cursor, "cannot read from an offset query cursor");
   Cursor at = Cursor(from.stream(), from.chunk(), from.offset());
   while (out.size() < max_lines) {
-    std::string bytes;
+    // The lines to parse: the live answer, or a view into the sealed chunk
+    // (kept alive by `whole`; never copied, so a small batch does not copy
+    // the chunk's remainder on every call).
+    std::string live_bytes;
+    std::string_view bytes;
     bool from_live = false;
     std::shared_ptr<const std::string> whole;
     if (options_.live) {
       auto live = options_.live(at, max_lines - out.size());
       if (live) {
         ++stats_.live_reads;
-        bytes = std::move(*live);
+        live_bytes = std::move(*live);
+        bytes = live_bytes;
         from_live = true;
       } else if (live.error().code != errc::chunk_not_found && live.error().code != errc::not_ready) {
         if (!out.empty()) break;  // return what we have; the next read reports the error
@@ -164,7 +175,7 @@ Result<std::vector<Line>> Reader::read(const Cursor& from, std::size_t max_lines
       if (offset > 0 && (*whole)[offset - 1] != '\n') {
         return Error::make(errc::invalid_cursor, fmt::format("cursor {} is not at the start of a line", at.to_string()));
       }
-      bytes.assign(*whole, offset);
+      bytes = std::string_view(*whole).substr(offset);
     }
     if (bytes.empty()) break;  // the end of the stream (a sealed chunk always ends with Rotated)
     RawLineSplitter split(bytes);

@@ -48,7 +48,8 @@ grep -rq -e OrderPlaced -e "$TOKEN_" -e "$KEY_" -e "PRIVATE KEY" "$BUCKET_DIR" &
 find "$BUCKET_DIR" -path '*chunks/s/orders/~00000000000000000000.ehc*' | grep -q . && pass || fail "chunk object key layout"
 
 # stream-tail follows new lines.
-"$HORIZON" stream-tail /orders --from "$("$HORIZON" stream-append /orders before-tail)" --poll 0.1 >"$TMP/tail.txt" 2>&1 &
+FROM=$("$HORIZON" stream-append /orders before-tail)
+"$HORIZON" stream-tail /orders --from "$FROM" --poll 0.1 >"$TMP/tail.txt" 2>&1 &
 TAIL=$!
 "$HORIZON" stream-append /orders followed-by-tail >/dev/null
 for _ in $(seq 1 150); do grep -q followed-by-tail "$TMP/tail.txt" && break; sleep 0.1; done
