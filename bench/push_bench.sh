@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # push_bench.sh: Pusher delivery into an application (issue 7, "Performance").
 #
-#   bench/push_bench.sh [--rate R] [--seconds S] [--conns C] [--lines N]
-#                       [--chunk-size BYTES] [--dir DIR]
+#   bench/push_bench.sh [--rate R] [--seconds S] [--warmup W] [--conns C]
+#                       [--lines N] [--chunk-size BYTES] [--dir DIR]
 #
 #   --rate R        appends/s of the latency run (default 1000)
 #   --seconds S     length of the latency run (default 10)
@@ -37,8 +37,9 @@
 #    Reported: 201 -> committed (the target), 201 -> stdout, send -> 201.
 # 2. Catch-up from sealed chunks: a Writer with --chunk-size B; N lines of
 #    100 bytes appended to /bulk (stream-appendfromfile), then wait until the
-#    shipper has shipped every sealed chunk (horizon_ship_backlog_chunks 0)
-#    and a SubscriptionActivity line names the end. Then, with an empty
+#    shipper has shipped every sealed chunk (horizon_ship_backlog_chunks 0),
+#    append one end-marker line (so N + 1 lines are timed) and wait until a
+#    SubscriptionActivity line names the end. Then, with an empty
 #    reader cache (XDG_CACHE_HOME in the temp dir), start the app, then the
 #    Pusher, and time from the Pusher's start until the app has applied the
 #    N lines:
@@ -74,7 +75,7 @@ while (($#)); do
     --lines) LINES=$2; shift 2 ;;
     --chunk-size) CHUNK=$2; shift 2 ;;
     --dir) PARENT=$2; shift 2 ;;
-    -h | --help) sed -n '2,52p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,54p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "push_bench: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
 done

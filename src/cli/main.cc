@@ -197,7 +197,8 @@ int main(int argc, char** argv) {
   writer->add_option("--data", wo.data_dir, "data directory (default: $HORIZON_DATA or ~/.local/share/event-horizon)");
   writer->add_option("--store", wo.store_url, "store URL (default: $STORE, else file://<data>/store)");
   writer->add_option("--api", wo.api, "Writer API address (HTTPS)")->capture_default_str();
-  writer->add_option("--pubsub", wo.pubsub, "pub/sub address (TLS)")->capture_default_str();
+  writer->add_option("--pubsub", wo.pubsub, "pub/sub address (TLS), or \"off\" (Pushers then rely on polling)")
+      ->capture_default_str();
   writer->add_option("--metrics", wo.metrics, "metrics address (plain HTTP, GET /metrics)")->capture_default_str();
   writer->add_option("--advertise", wo.advertise, "host clients use to reach this Writer (in its certificate)")
       ->capture_default_str();

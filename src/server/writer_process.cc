@@ -96,7 +96,8 @@ int run_writer(WriterOptions o) {
   std::string api_host, pubsub_host, metrics_host;
   std::uint16_t api_port = 0, pubsub_port = 0, metrics_port = 0;
   if (!split_host_port(o.api, api_host, api_port)) return fail(fmt::format("--api \"{}\" is not host:port", o.api));
-  if (!split_host_port(o.pubsub, pubsub_host, pubsub_port)) {
+  const bool pubsub_enabled = o.pubsub != "off";
+  if (pubsub_enabled && !split_host_port(o.pubsub, pubsub_host, pubsub_port)) {
     return fail(fmt::format("--pubsub \"{}\" is not host:port", o.pubsub));
   }
   if (!split_host_port(o.metrics, metrics_host, metrics_port)) {
@@ -156,9 +157,15 @@ int run_writer(WriterOptions o) {
   ps.cert_pem = identity->server_cert_pem;
   ps.key_pem = identity->server_key_pem;
   ps.token = identity->token;
-  auto pubsub_server = pubsub::Server::start(ps, &registry);
-  if (!pubsub_server) return fail(pubsub_server.error().message);
-  notifier.store(pubsub_server->get(), std::memory_order_release);
+  std::unique_ptr<pubsub::Server> pubsub_server;
+  if (pubsub_enabled) {
+    auto started = pubsub::Server::start(ps, &registry);
+    if (!started) return fail(started.error().message);
+    pubsub_server = std::move(*started);
+    notifier.store(pubsub_server.get(), std::memory_order_release);
+  }
+  const std::string pubsub_address =
+      pubsub_server ? advertised(o.advertise, pubsub_server->port()) : std::string("off");
 
   ApiMetrics api_metrics(registry);
   register_engine_metrics(registry, **engine);
@@ -192,7 +199,7 @@ int run_writer(WriterOptions o) {
 
   // Discovery names the ports actually bound (which may have been 0).
   if (auto r = publish_discovery(**store, *identity, advertised(o.advertise, (*api)->port()),
-                                 advertised(o.advertise, (*pubsub_server)->port()));
+                                 pubsub_server ? pubsub_address : std::string());
       !r) {
     return fail("cannot publish discovery to the store: " + r.error().message);
   }
@@ -216,7 +223,7 @@ int run_writer(WriterOptions o) {
   spdlog::info("writer {} ready: api https://{} (listening {}:{}), pubsub {}, metrics http://{}:{}/metrics, data {}, "
                "store {}",
                identity->writer_id, advertised(o.advertise, (*api)->port()), api_host, (*api)->port(),
-               advertised(o.advertise, (*pubsub_server)->port()), metrics_host, (*metrics_server)->port(), o.data_dir,
+               pubsub_address, metrics_host, (*metrics_server)->port(), o.data_dir,
                (*store)->describe());
 
   int sig = 0;
@@ -233,7 +240,7 @@ int run_writer(WriterOptions o) {
   activity.join();
   shipper.stop();
   notifier.store(nullptr, std::memory_order_release);
-  (*pubsub_server)->stop();
+  if (pubsub_server) pubsub_server->stop();
   if (auto r = (*engine)->close(); !r) {
     spdlog::error("shutdown checkpoint failed: {} (the WAL still has everything; the next start recovers it)",
                   r.error().message);

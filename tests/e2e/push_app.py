@@ -4,8 +4,13 @@ independently of pushlib in Python + SQLite (synchronous=FULL): it checks
 FromOffset and stores the new offset in the same transaction as its effects,
 and implements the BehindCursors rule for its subscription stream.
 
-Usage: push_app.py DB PORT SUBSCRIPTION
-Applied lines go to table applied(stream, seq, content, ptr_after)."""
+Usage: push_app.py DB PORT SUBSCRIPTION [WRITER_PROXY_PORT]
+Applied lines go to table applied(stream, seq, content, ptr_after).
+With WRITER_PROXY_PORT the app is an "all-subscriber": for every
+ChildStreamCreated line it applies, it subscribes the child stream to its
+own subscription through the Pusher's writer proxy (inside the transaction:
+if that fails, the push fails and is retried; subscribe is idempotent)."""
+import http.client
 import http.server
 import json
 import sqlite3
@@ -25,7 +30,8 @@ def before(a, b):
 
 
 class App:
-    def __init__(self, path, subscription):
+    def __init__(self, path, subscription, proxy_port=None):
+        self.proxy_port = proxy_port
         self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
@@ -34,6 +40,16 @@ class App:
                         " PRIMARY KEY(stream, seq))")
         self.subscription = subscription
         self.lock = threading.Lock()
+
+    def subscribe(self, stream):
+        conn = http.client.HTTPConnection("127.0.0.1", self.proxy_port, timeout=10)
+        body = json.dumps({"Stream": stream, "SubscriptionId": self.subscription})
+        conn.request("POST", "/writer/subscribe", body, {"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        resp.read()
+        conn.close()
+        if resp.status != 200:
+            raise RuntimeError(f"subscribe {stream}: HTTP {resp.status}")
 
     def offset(self, stream):
         row = self.db.execute("SELECT cursor FROM offsets WHERE stream=?", (stream,)).fetchone()
@@ -72,6 +88,10 @@ class App:
                             stopped = True
                     if stopped:
                         continue
+                    if line["MetaType"] == "ChildStreamCreated" and self.proxy_port:
+                        child = line["MetaPayload"]["name"]
+                        if child != "/_sub" and not child.startswith("/_sub/"):  # subscriptions can't be subscribed
+                            self.subscribe(child)
                     if line["MetaType"] == "":
                         seq += 1
                         self.db.execute("INSERT INTO applied VALUES(?,?,?,?)", (stream, seq, line["Content"], line["PtrAfter"]))
@@ -87,7 +107,7 @@ class App:
 
 def main():
     path, port, subscription = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-    app = App(path, subscription)
+    app = App(path, subscription, int(sys.argv[4]) if len(sys.argv) > 4 else None)
 
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"

@@ -10,13 +10,15 @@
 # Usage: push_delivery.sh [PUSHER_KILLS] [WRITER_RESTARTS] [LINES_PER_STREAM]
 # With SQLITE_APP=<path of examples' sqlite_app> the application is the
 # pushlib + SQLite example instead (its `events` table is the applied list).
+# With PUBSUB=off the Writer runs without pub/sub: delivery must complete
+# through the Pusher's periodic path alone (RELIABILITY C1).
 source "$(dirname "$0")/lib.sh"
 KILLS=${1:-50}
 RESTARTS=${2:-3}
 LINES=${3:-2000}
 HERE=$(cd "$(dirname "$0")" && pwd)
 DATA=$TMP/data
-export API_LISTEN=127.0.0.1:$(free_port) PUBSUB_LISTEN=127.0.0.1:$(free_port)
+export API_LISTEN=127.0.0.1:$(free_port) PUBSUB_LISTEN=${PUBSUB:-127.0.0.1:$(free_port)}
 start_writer "$DATA" --chunk-size 16384 --activity-interval 0.5 || { fail "writer"; finish; exit 1; }
 export HORIZON_DATA=$DATA
 STREAMS="/orders /users /payments /audit"
