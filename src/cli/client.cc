@@ -2,6 +2,7 @@
 
 #include "server/bootstrap.h"
 #include "server/writer_process.h"
+#include "core/wire.h"
 #include "store/object_store.h"
 
 #include <boost/json.hpp>
@@ -107,6 +108,24 @@ Result<HttpResult> Client::post(const std::string& path, const std::string& json
   }
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out.status);
   return out;
+}
+
+Result<std::string> live_read(Client& client, const Cursor& from, std::size_t max_lines) {
+  wire::LiveReadRequest req{from, static_cast<std::int64_t>(std::min<std::size_t>(max_lines, wire::kMaxLinesToRead))};
+  auto res = client.post("/writer/liveread", wire::to_json(req));
+  if (!res) return Error::make(errc::not_ready, res.error().message);
+  if (res->status == 200) return std::move(res->body);
+  if (res->status == 404 && res->body.find("chunk_not_found") != std::string::npos) {
+    return Error::make(errc::chunk_not_found, describe_error(*res));
+  }
+  if (res->status >= 500) return Error::make(errc::not_ready, describe_error(*res));
+  return Error::make(errc::invalid_argument, describe_error(*res));
+}
+
+std::string reader_cache_dir() {
+  if (const char* x = std::getenv("XDG_CACHE_HOME"); x != nullptr && *x != '\0') return std::string(x) + "/event-horizon";
+  if (const char* h = std::getenv("HOME"); h != nullptr && *h != '\0') return std::string(h) + "/.cache/event-horizon";
+  return "horizon-cache";
 }
 
 std::string describe_error(const HttpResult& r) {

@@ -6,6 +6,7 @@
 //
 // Thread-safety: a Client is used by one thread.
 
+#include "core/cursor.h"
 #include "core/errc.h"
 
 #include <memory>
@@ -51,5 +52,14 @@ class Client {
 
 // "<message> (HTTP <status> <code>)" from an error body, or the raw body.
 std::string describe_error(const HttpResult& r);
+
+// The Writer's liveread through `client`, with the errors a reader expects:
+// chunk_not_found when the Writer does not hold the chunk, not_ready when
+// it cannot be reached (or answers 5xx).
+Result<std::string> live_read(Client& client, const Cursor& from, std::size_t max_lines);
+
+// Where readers cache decrypted sealed chunks: $XDG_CACHE_HOME/event-horizon,
+// else ~/.cache/event-horizon.
+std::string reader_cache_dir();
 
 }  // namespace horizon::cli

@@ -119,12 +119,6 @@ struct ReaderSetup {
   std::unique_ptr<reader::Reader> reader;
 };
 
-std::string cache_dir() {
-  if (const char* x = std::getenv("XDG_CACHE_HOME"); x != nullptr && *x != '\0') return std::string(x) + "/event-horizon";
-  if (const char* h = std::getenv("HOME"); h != nullptr && *h != '\0') return std::string(h) + "/.cache/event-horizon";
-  return "horizon-cache";
-}
-
 ReaderSetup make_reader(const std::string& command, const cli::ClientFlags& flags) {
   ReaderSetup r;
   auto cfg = cli::resolve_client_config(flags);
@@ -142,18 +136,8 @@ ReaderSetup make_reader(const std::string& command, const cli::ClientFlags& flag
   reader::ReaderOptions o;
   o.store = r.store.get();
   o.key = r.key ? &*r.key : nullptr;
-  o.cache_dir = cache_dir();
-  o.live = [client](const Cursor& from, std::size_t n) -> Result<std::string> {
-    wire::LiveReadRequest req{from, static_cast<std::int64_t>(std::min<std::size_t>(n, wire::kMaxLinesToRead))};
-    auto res = client->post("/writer/liveread", wire::to_json(req));
-    if (!res) return Error::make(errc::not_ready, res.error().message);
-    if (res->status == 200) return std::move(res->body);
-    if (res->status == 404 && res->body.find("chunk_not_found") != std::string::npos) {
-      return Error::make(errc::chunk_not_found, cli::describe_error(*res));
-    }
-    if (res->status >= 500) return Error::make(errc::not_ready, cli::describe_error(*res));
-    return Error::make(errc::invalid_argument, cli::describe_error(*res));
-  };
+  o.cache_dir = cli::reader_cache_dir();
+  o.live = [client](const Cursor& from, std::size_t n) { return cli::live_read(*client, from, n); };
   r.reader = std::make_unique<reader::Reader>(std::move(o));
   return r;
 }

@@ -26,12 +26,6 @@ namespace horizon::cli {
 
 namespace {
 
-std::string cache_dir() {
-  if (const char* x = std::getenv("XDG_CACHE_HOME"); x != nullptr && *x != '\0') return std::string(x) + "/event-horizon";
-  if (const char* h = std::getenv("HOME"); h != nullptr && *h != '\0') return std::string(h) + "/.cache/event-horizon";
-  return "horizon-cache";
-}
-
 // A small pool that forwards proxy requests to the Writer (blocking HTTPS
 // calls must not run on the HTTP server's I/O threads).
 class Forwarder {
@@ -114,18 +108,8 @@ int run_pusher(const ClientFlags& flags, const PusherCommand& cmd) {
     reader::ReaderOptions o;
     o.store = store.get();
     o.key = key.get();
-    o.cache_dir = cache_dir();
-    o.live = [client, store, key](const Cursor& from, std::size_t n) -> Result<std::string> {
-      wire::LiveReadRequest req{from, static_cast<std::int64_t>(std::min<std::size_t>(n, wire::kMaxLinesToRead))};
-      auto res = client->post("/writer/liveread", wire::to_json(req));
-      if (!res) return Error::make(errc::not_ready, res.error().message);
-      if (res->status == 200) return std::move(res->body);
-      if (res->status == 404 && res->body.find("chunk_not_found") != std::string::npos) {
-        return Error::make(errc::chunk_not_found, describe_error(*res));
-      }
-      if (res->status >= 500) return Error::make(errc::not_ready, describe_error(*res));
-      return Error::make(errc::invalid_argument, describe_error(*res));
-    };
+    o.cache_dir = reader_cache_dir();
+    o.live = [client](const Cursor& from, std::size_t n) { return live_read(*client, from, n); };
     return std::make_unique<reader::Reader>(std::move(o));
   };
 

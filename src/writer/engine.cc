@@ -401,6 +401,23 @@ void Engine::seq_write(const StreamState& s_in, std::string bytes, std::vector<O
 
 void Engine::fail_now(std::unique_ptr<Pending> p, const Error& e) { p->complete(&e); }
 
+bool Engine::seq_accepting(std::unique_lock<std::mutex>& lock, std::unique_ptr<Pending>& p) {
+  auto f = failure();
+  if (!f && !stopping_) return true;
+  lock.unlock();
+  fail_now(std::move(p), f ? *f : engine_closed());
+  return false;
+}
+
+const StreamState* Engine::seq_stream(std::unique_lock<std::mutex>& lock, std::unique_ptr<Pending>& p,
+                                      const StreamName& stream) {
+  const StreamState* s = pending_.find(stream);
+  if (s != nullptr) return s;
+  lock.unlock();
+  fail_now(std::move(p), Error::make(errc::stream_not_found, fmt::format("stream {} does not exist", stream.str())));
+  return nullptr;
+}
+
 namespace {
 // Set while a blocking call submits its request: that caller commits the
 // queue itself when the WAL is free (no hand-off to the commit thread and
@@ -418,10 +435,7 @@ void Engine::create_stream(const StreamName& name, DoneCallback done) {
   auto p = std::make_unique<Pending>();
   p->on_done = std::move(done);
   std::unique_lock lock(mu_);
-  if (auto f = failure(); f || stopping_) {
-    lock.unlock();
-    return fail_now(std::move(p), f ? *f : engine_closed());
-  }
+  if (!seq_accepting(lock, p)) return;
   if (pending_.find(name) != nullptr) {
     lock.unlock();
     return fail_now(std::move(p), Error::make(errc::stream_exists, fmt::format("stream {} exists already", name.str())));
@@ -449,16 +463,9 @@ void Engine::append(wire::AppendRequest request, AppendCallback done) {
   auto p = std::make_unique<Pending>();
   p->on_append = std::move(done);
   std::unique_lock lock(mu_);
-  if (auto f = failure(); f || stopping_) {
-    lock.unlock();
-    return fail_now(std::move(p), f ? *f : engine_closed());
-  }
-  const StreamState* s = pending_.find(request.stream);
-  if (s == nullptr) {
-    lock.unlock();
-    return fail_now(std::move(p), Error::make(errc::stream_not_found,
-                                              fmt::format("stream {} does not exist", request.stream.str())));
-  }
+  if (!seq_accepting(lock, p)) return;
+  const StreamState* s = seq_stream(lock, p, request.stream);
+  if (s == nullptr) return;
   const Cursor end = cursor(*s, s->chunk_no, s->size);
   if (request.after) {
     const Position want{static_cast<std::uint64_t>(request.after->chunk()),
@@ -503,16 +510,9 @@ void Engine::subscribe(const StreamName& stream, const StreamName& subscription,
                                                           stream.str())));
   }
   std::unique_lock lock(mu_);
-  if (auto f = failure(); f || stopping_) {
-    lock.unlock();
-    return fail_now(std::move(p), f ? *f : engine_closed());
-  }
-  const StreamState* s = pending_.find(stream);
-  if (s == nullptr) {
-    lock.unlock();
-    return fail_now(std::move(p),
-                    Error::make(errc::stream_not_found, fmt::format("stream {} does not exist", stream.str())));
-  }
+  if (!seq_accepting(lock, p)) return;
+  const StreamState* s = seq_stream(lock, p, stream);
+  if (s == nullptr) return;
   if (pending_.find(subscription) == nullptr) {
     lock.unlock();
     return fail_now(std::move(p), Error::make(errc::subscription_not_found,
@@ -537,16 +537,9 @@ void Engine::unsubscribe(const StreamName& stream, const StreamName& subscriptio
                                               fmt::format("{} is not a stream under /_sub/", subscription.str())));
   }
   std::unique_lock lock(mu_);
-  if (auto f = failure(); f || stopping_) {
-    lock.unlock();
-    return fail_now(std::move(p), f ? *f : engine_closed());
-  }
-  const StreamState* s = pending_.find(stream);
-  if (s == nullptr) {
-    lock.unlock();
-    return fail_now(std::move(p),
-                    Error::make(errc::stream_not_found, fmt::format("stream {} does not exist", stream.str())));
-  }
+  if (!seq_accepting(lock, p)) return;
+  const StreamState* s = seq_stream(lock, p, stream);
+  if (s == nullptr) return;
   if (s->subscribed(subscription)) {
     const std::uint64_t id = s->id;
     seq_write(*s, encode_meta_line(UnsubscribedMeta{subscription, options_.clock()}), p->ops);
@@ -559,16 +552,9 @@ void Engine::mark_shipped(const StreamName& stream, std::uint64_t chunk_no, Done
   auto p = std::make_unique<Pending>();
   p->on_done = std::move(done);
   std::unique_lock lock(mu_);
-  if (auto f = failure(); f || stopping_) {
-    lock.unlock();
-    return fail_now(std::move(p), f ? *f : engine_closed());
-  }
-  const StreamState* s = pending_.find(stream);
-  if (s == nullptr) {
-    lock.unlock();
-    return fail_now(std::move(p),
-                    Error::make(errc::stream_not_found, fmt::format("stream {} does not exist", stream.str())));
-  }
+  if (!seq_accepting(lock, p)) return;
+  const StreamState* s = seq_stream(lock, p, stream);
+  if (s == nullptr) return;
   if (!s->sealed.contains(chunk_no)) {
     if (chunk_no >= s->chunk_no) {
       lock.unlock();
@@ -586,10 +572,7 @@ void Engine::activity_round(DoneCallback done) {
   auto p = std::make_unique<Pending>();
   p->on_done = std::move(done);
   std::unique_lock lock(mu_);
-  if (auto f = failure(); f || stopping_) {
-    lock.unlock();
-    return fail_now(std::move(p), f ? *f : engine_closed());
-  }
+  if (!seq_accepting(lock, p)) return;
   if (pending_.dirty().empty()) {
     lock.unlock();
     return p->complete(nullptr);

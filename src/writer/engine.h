@@ -176,6 +176,13 @@ class Engine {
   Result<void> start_segment(std::uint64_t segment_no);
   void enqueue(std::unique_ptr<Pending> p);
   void fail_now(std::unique_ptr<Pending> p, const Error& e);
+  // Sequencer prologue (mu_ held by `lock`): false, after answering `p`
+  // and unlocking, when the engine refuses writes.
+  bool seq_accepting(std::unique_lock<std::mutex>& lock, std::unique_ptr<Pending>& p);
+  // The pending state of `stream`, or nullptr after answering `p` with
+  // stream_not_found and unlocking.
+  const StreamState* seq_stream(std::unique_lock<std::mutex>& lock, std::unique_ptr<Pending>& p,
+                                const StreamName& stream);
   void commit_loop();
   // Commits everything queued (up to max_batch_bytes). Returns false if the
   // queue was empty.
