@@ -33,7 +33,10 @@ while (($#)); do
     *) echo "http_bench: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
 done
-[[ $SECONDS_PER =~ ^[0-9]+$ ]] && ((SECONDS_PER >= 1)) || { echo "http_bench: seconds must be a positive integer" >&2; exit 2; }
+if ! [[ $SECONDS_PER =~ ^[0-9]+$ ]] || ((SECONDS_PER < 1)); then
+  echo "http_bench: seconds must be a positive integer" >&2
+  exit 2
+fi
 
 CONNS=(1 16 64)
 BATCHES=(1 10 100)
@@ -128,6 +131,32 @@ writer_counts() {
     awk '$1 == "horizon_appended_lines_total" { l = $2 } $1 == "horizon_wal_syncs" { s = $2 } END { printf "%d %d\n", l, s }'
 }
 
+# append_buckets: "le count" lines of horizon_append_latency_seconds (parsed
+# request -> durable acknowledgement, measured inside the Writer).
+append_buckets() {
+  curl -sS --max-time 10 "http://$METRICS/metrics" |
+    sed -n 's/^horizon_append_latency_seconds_bucket{le="\([^"]*\)"} \(.*\)$/\1 \2/p'
+}
+# server_quantile BEFORE AFTER Q: quantile in ms of the buckets' difference,
+# interpolated linearly inside the bucket (as Prometheus' histogram_quantile).
+server_quantile() {
+  join <(sort "$1") <(sort "$2") | awk -v q="$3" '
+    { le[NR] = ($1 == "+Inf") ? 1e9 : $1 + 0; c[NR] = $3 - $2 }
+    END {
+      n = NR
+      for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (le[j] < le[i]) { t = le[i]; le[i] = le[j]; le[j] = t; t = c[i]; c[i] = c[j]; c[j] = t }
+      total = c[n]; if (total <= 0) { print "n/a"; exit }
+      rank = q * total; prev_le = 0; prev_c = 0
+      for (i = 1; i <= n; i++) {
+        if (c[i] >= rank) {
+          if (le[i] == 1e9) { printf ">%.2f\n", prev_le * 1000; exit }
+          printf "%.2f\n", 1000 * (prev_le + (le[i] - prev_le) * (rank - prev_c) / (c[i] - prev_c)); exit
+        }
+        prev_le = le[i]; prev_c = c[i]
+      }
+    }'
+}
+
 # CPU accounting, to tell what limited a run: a process's user+sys ticks, and
 # the machine's busy/total ticks.
 TICKS=$(getconf CLK_TCK)
@@ -176,6 +205,7 @@ end
 EOF
   local lines0 syncs0 lines1 syncs1 cpu0 cpu1 m0 m1 t_start t_end
   read -r lines0 syncs0 <<<"$(writer_counts)"
+  append_buckets >"$TMP/buckets0"
   cpu0=$(proc_ticks "$WRITER_PID")
   m0=$(machine_ticks)
   t_start=$(date +%s.%N)
@@ -185,10 +215,15 @@ EOF
   cpu1=$(proc_ticks "$WRITER_PID")
   m1=$(machine_ticks)
   read -r lines1 syncs1 <<<"$(writer_counts)"
+  append_buckets >"$TMP/buckets1"
+  EH_SRV_P99=$(server_quantile "$TMP/buckets0" "$TMP/buckets1" 0.99)
   cat "$out" >>"$TMP/wrk-all.out"
   local line
   line=$(grep '^EHBENCH ' "$out") || { cat "$out" >&2; die "no wrk summary"; }
-  eval "$(sed 's/^EHBENCH //' <<<"$line")" # requests duration_us non2xx errors p50_us p99_us
+  local requests duration_us non2xx errors p50_us p99_us
+  read -r requests duration_us non2xx errors p50_us p99_us < <(awk '{
+    for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+    print v["requests"], v["duration_us"], v["non2xx"], v["errors"], v["p50_us"], v["p99_us"] }' <<<"$line")
   local ok=$((requests - non2xx))
   EH_RPS=$(awk -v r="$ok" -v d="$duration_us" 'BEGIN { printf "%.0f", r / (d / 1e6) }')
   EH_LPS=$(awk -v r="$ok" -v n="$n" -v d="$duration_us" 'BEGIN { printf "%.0f", r * n / (d / 1e6) }')
@@ -203,7 +238,7 @@ EOF
   EH_CHECK=$(awk -v a="$lines1" -v b="$lines0" -v r="$ok" -v n="$n" -v s1="$syncs1" -v s0="$syncs0" -v w="$wall" \
     'BEGIN { if (r == 0) printf "n/a"; else printf "writer lines/wrk lines %.3f", (a - b) / (r * n);
              if (s1 > s0) printf ", %.0f syncs/s, %.1f lines/sync", (s1 - s0) / w, (a - b) / (s1 - s0) }')
-  EH_CPU=$(cpu_note "$cpu0" "$cpu1" $m0 $m1 "$wall")
+  EH_CPU=$(cpu_note "$cpu0" "$cpu1" "${m0% *}" "${m0#* }" "${m1% *}" "${m1#* }" "$wall")
 }
 
 # --- Redis
@@ -223,7 +258,7 @@ start_redis() {
   local fsync aof
   fsync=$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" config get appendfsync | tail -1)
   aof=$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" config get appendonly | tail -1)
-  [ "$fsync" = always ] && [ "$aof" = yes ] || die "redis is not durable: appendonly=$aof appendfsync=$fsync"
+  if [ "$fsync" != always ] || [ "$aof" != yes ]; then die "redis is not durable: appendonly=$aof appendfsync=$fsync"; fi
   REDIS_FSYNC_CHECKED="appendonly=$aof appendfsync=$fsync"
 }
 
@@ -255,7 +290,7 @@ run_redis() {
   cpu1=$(proc_ticks "$REDIS_PID")
   m1=$(machine_ticks)
   R_WALL=$(awk -v a="$t_start" -v b="$t_end" 'BEGIN { printf "%.1f", b - a }')
-  R_CPU=$(cpu_note "$cpu0" "$cpu1" $m0 $m1 "$R_WALL")
+  R_CPU=$(cpu_note "$cpu0" "$cpu1" "${m0% *}" "${m0#* }" "${m1% *}" "${m1#* }" "$R_WALL")
   read -r R_RPS R_P50 R_P99 <<<"$res"
   R_RPS=${R_RPS%.*}
   R_N=$n
@@ -277,8 +312,8 @@ echo "request: ${LINE_BYTES}-byte lines; EH body {\"Stream\":\"/bench\",\"Lines\
 echo "         Redis: XADD s * f <${LINE_BYTES} B> per line, pipeline depth = lines per request, redis-benchmark (1 thread)"
 echo
 
-printf '%-6s %-6s %14s %12s %9s %9s %14s %9s %9s %9s\n' conns lines "EH lines/s" "EH req/s" "EH p50ms" "EH p99ms" \
-  "Redis ev/s" "R p50ms" "R p99ms" "EH/Redis"
+printf '%-6s %-6s %14s %12s %9s %9s %9s %14s %9s %9s %9s\n' conns lines "EH lines/s" "EH req/s" "EH p50ms" "EH p99ms" \
+  "srv p99ms" "Redis ev/s" "R p50ms" "R p99ms" "EH/Redis"
 declare -a NOTES=()
 for c in "${CONNS[@]}"; do
   for n in "${BATCHES[@]}"; do
@@ -287,14 +322,19 @@ for c in "${CONNS[@]}"; do
     stop_writer
     run_redis "$c" "$n"
     ratio=$(awk -v a="$EH_LPS" -v b="$R_RPS" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')
-    printf '%-6d %-6d %14d %12d %9s %9s %14d %9s %9s %9s\n' "$c" "$n" "$EH_LPS" "$EH_RPS" "$EH_P50" "$EH_P99" \
-      "$R_RPS" "$R_P50" "$R_P99" "$ratio"
+    printf '%-6d %-6d %14d %12d %9s %9s %9s %14d %9s %9s %9s\n' "$c" "$n" "$EH_LPS" "$EH_RPS" "$EH_P50" "$EH_P99" \
+      "$EH_SRV_P99" "$R_RPS" "$R_P50" "$R_P99" "$ratio"
     if ((EH_NON2XX || EH_ERRS)); then NOTES+=("c=$c lines=$n: wrk saw $EH_NON2XX non-2xx responses and $EH_ERRS socket errors"); fi
     NOTES+=("c=$c lines=$n: EH: $EH_CHECK; $EH_CPU")
     NOTES+=("c=$c lines=$n: Redis: N=$R_N XADDs in $R_WALL s, XLEN=$R_LEN; $R_CPU")
   done
 done
 echo
+echo "EH p50/p99: wrk --latency, which (wrk 4) adds coordinated-omission samples for responses slower than"
+echo "  2 x (run time / requests per connection): one stall counts many times, most at 1 connection."
+echo "srv p99: the Writer's own horizon_append_latency_seconds (parsed request -> durable ack, no TLS/HTTP),"
+echo "  interpolated in its buckets (0.25, 0.5, 1, 2.5, 5, 10, 25 ms ...)."
+echo "R p50/p99: redis-benchmark's, per command."
 echo "redis durability checked on every start: $REDIS_FSYNC_CHECKED (CONFIG GET)"
 echo "load:    $(loadavg) at end"
 echo "checks:"
