@@ -1,5 +1,7 @@
 #include "net/http_server.h"
 
+#include "net/tls.h"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -14,7 +16,6 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <fmt/format.h>
-#include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -95,23 +96,7 @@ struct HttpServer::Impl {
 
   Impl(HttpServerOptions o, Handler h) : options(std::move(o)), handler(std::move(h)) {}
 
-  Result<void> setup_tls() {
-    boost::system::error_code ec;
-    tls.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
-                        ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 | ssl::context::single_dh_use,
-                    ec);
-    SSL_CTX* ctx = tls.native_handle();
-    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
-    if (SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:ECDHE+CHACHA20") != 1) {
-      return Error::make(errc::internal, "TLS: no usable TLS 1.2 cipher suites");
-    }
-    tls.use_certificate_chain(asio::buffer(options.cert_pem), ec);
-    if (ec) return Error::make(errc::invalid_argument, "TLS: the server certificate is not valid PEM: " + ec.message());
-    tls.use_private_key(asio::buffer(options.key_pem), ssl::context::pem, ec);
-    if (ec) return Error::make(errc::invalid_argument, "TLS: the server key is not valid PEM: " + ec.message());
-    return {};
-  }
+  Result<void> setup_tls() { return configure_server_tls(tls, options.cert_pem, options.key_pem, options.name); }
 
   Result<void> listen() {
     boost::system::error_code ec;

@@ -3,6 +3,7 @@
 #include "core/text.h"
 #include "metrics/metrics.h"
 #include "net/secrets.h"
+#include "net/tls.h"
 #include "pubsub/protocol.h"
 #include "pubsub/pubsub_internal.h"
 
@@ -17,7 +18,6 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <fmt/format.h>
-#include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -510,28 +510,7 @@ asio::awaitable<void> accept_loop(ServerCore* srv) {
 }  // namespace
 
 Result<void> ServerCore::setup_tls() {
-  boost::system::error_code ec;
-  tls.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
-                      ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 | ssl::context::single_dh_use,
-                  ec);
-  SSL_CTX* ctx = tls.native_handle();
-  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-  SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
-  if (SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:ECDHE+CHACHA20") != 1) {
-    return Error::make(errc::internal, "pubsub server: TLS: no usable TLS 1.2 cipher suites");
-  }
-  tls.use_certificate_chain(asio::buffer(options.cert_pem), ec);
-  if (ec) {
-    return Error::make(errc::invalid_argument,
-                       "pubsub server: TLS: the server certificate is not valid PEM: " + ec.message());
-  }
-  tls.use_private_key(asio::buffer(options.key_pem), ssl::context::pem, ec);
-  if (ec)
-    return Error::make(errc::invalid_argument, "pubsub server: TLS: the server key is not valid PEM: " + ec.message());
-  if (SSL_CTX_check_private_key(ctx) != 1) {
-    return Error::make(errc::invalid_argument, "pubsub server: TLS: the key does not match the certificate");
-  }
-  return {};
+  return net::configure_server_tls(tls, options.cert_pem, options.key_pem, "pubsub server");
 }
 
 Result<void> ServerCore::listen() {

@@ -1,6 +1,7 @@
 #include "wal/sim_fs.h"
 
 #include "wal/failpoint.h"
+#include "wal/path_internal.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -42,30 +43,6 @@ Error io_error(std::string_view op, std::string_view path, int err) {
 }
 
 int errno_of(errc code) { return code == errc::disk_full ? ENOSPC : EIO; }
-
-Result<std::vector<std::string>> split_path(std::string_view op, std::string_view path, bool allow_root) {
-  std::vector<std::string> parts;
-  if (allow_root && (path.empty() || path == ".")) return parts;
-  bool ok = !path.empty() && path.find('\0') == std::string_view::npos;
-  std::string_view rest = path;
-  while (ok) {
-    std::size_t slash = rest.find('/');
-    std::string_view part = rest.substr(0, slash);
-    if (part.empty() || part == "." || part == "..") {
-      ok = false;
-      break;
-    }
-    parts.emplace_back(part);
-    if (slash == std::string_view::npos) break;
-    rest = rest.substr(slash + 1);
-  }
-  if (!ok) {
-    return Error::make(errc::invalid_argument,
-                       std::string(op) + " \"" + std::string(path.substr(0, 200)) +
-                           "\": the path must be relative, with no empty, \".\" or \"..\" component");
-  }
-  return parts;
-}
 
 struct FileOp {
   bool is_truncate = false;
