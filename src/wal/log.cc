@@ -77,7 +77,10 @@ Result<SegmentScan> scan_segment(std::string_view data, std::string_view name, b
     pos += kHeaderSize + rec->payload.size();
   }
   scan.valid_end = pos;
-  if (pos == data.size()) return scan;
+  if (data.find_first_not_of('\0', pos) == std::string_view::npos) {
+    scan.zero_bytes = data.size() - pos;
+    return scan;
+  }
 
   // Damage at `pos`. Is there any valid record after it?
   for (std::size_t q = pos + 1; q + kHeaderSize <= data.size(); ++q) {

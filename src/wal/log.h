@@ -39,13 +39,16 @@ struct SegmentScan {
   std::vector<ScannedRecord> records;
   std::uint64_t valid_end = 0;     // just past the last valid record
   std::uint64_t damaged_bytes = 0;  // bytes after valid_end (torn tail), 0 if clean
+  std::uint64_t zero_bytes = 0;     // all-zero bytes after valid_end (space reserved ahead), not damage
 };
 
 // Scans one segment. `name` is used in messages; `is_last` says whether a
 // torn tail is acceptable here. The commit number of a commit record is the
 // first 8 bytes of its payload; a "valid record" found after damage must be
 // a known type (and a commit with a number above the last good one) to
-// count as proof of corruption.
+// count as proof of corruption. Zero bytes from the end of the last valid
+// record to the end of the data are space the engine reserved ahead of its
+// writes (see docs/format/wal.md), a clean end in any segment.
 [[nodiscard]] Result<SegmentScan> scan_segment(std::string_view data, std::string_view name, bool is_last);
 
 }  // namespace horizon::wal

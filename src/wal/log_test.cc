@@ -113,7 +113,11 @@ TEST(Log, ExhaustiveTornTailOnTheLastThreeRecords) {
         // Every record before the damaged one is kept; nothing partial is returned.
         ASSERT_EQ(scan->records.size(), r + 1) << "mode " << mode << " offset " << off;
         EXPECT_EQ(scan->valid_end, rec_start);
-        EXPECT_EQ(scan->damaged_bytes, d.size() - rec_start);
+        // A record zeroed from its first byte is indistinguishable from (and
+        // as harmless as) space reserved ahead: a clean zero tail.
+        const bool zero_tail = d.find_first_not_of('\0', rec_start) == std::string::npos;
+        EXPECT_EQ(scan->damaged_bytes, zero_tail ? 0 : d.size() - rec_start);
+        EXPECT_EQ(scan->zero_bytes, zero_tail ? d.size() - rec_start : 0);
         ++torn;
       }
     }
@@ -159,6 +163,45 @@ TEST(Log, EveryBitFlipIsDetected) {
     }
   }
   EXPECT_EQ(detected, b.data.size() * 8);
+}
+
+// The engine zero-fills a segment ahead of its records (EngineOptions::
+// wal_reserve_bytes): zeros after the last record are a clean end in any
+// segment, zeros after a partial record are a torn tail, and a valid
+// record after zeros is still corruption.
+TEST(Log, ZeroTailIsACleanEndInAnySegment) {
+  const auto b = build(5);
+  for (bool last : {true, false}) {
+    auto scan = scan_segment(b.data + std::string(10000, '\0'), "seg", last);
+    ASSERT_TRUE(scan) << scan.error().message;
+    EXPECT_EQ(scan->records.size(), b.starts.size() + 1);  // and the header
+    EXPECT_EQ(scan->valid_end, b.data.size());
+    EXPECT_EQ(scan->zero_bytes, 10000u);
+    EXPECT_EQ(scan->damaged_bytes, 0u);
+  }
+  // Only zeros: a segment whose header never reached the disk.
+  auto empty = scan_segment(std::string(4096, '\0'), "seg", true);
+  ASSERT_TRUE(empty);
+  EXPECT_TRUE(empty->records.empty());
+  EXPECT_EQ(empty->zero_bytes, 4096u);
+
+  // Half of the last record, then zeros: a torn tail in the last segment,
+  // corruption in any other.
+  const std::string torn = b.data.substr(0, b.starts.back() + 7) + std::string(5000, '\0');
+  auto t = scan_segment(torn, "seg", true);
+  ASSERT_TRUE(t) << t.error().message;
+  EXPECT_EQ(t->valid_end, b.starts.back());
+  EXPECT_EQ(t->damaged_bytes, torn.size() - b.starts.back());
+  EXPECT_EQ(t->zero_bytes, 0u);
+  EXPECT_FALSE(scan_segment(torn, "wal/1.log", false));
+
+  // A record zeroed out in the middle, a valid one after it: refuse.
+  std::string hole = b.data;
+  std::fill(hole.begin() + static_cast<std::ptrdiff_t>(b.starts[2]),
+            hole.begin() + static_cast<std::ptrdiff_t>(b.starts[3]), '\0');
+  auto h = scan_segment(hole + std::string(100, '\0'), "seg", true);
+  ASSERT_FALSE(h);
+  EXPECT_NE(h.error().message.find("corruption in the middle of the log"), std::string::npos);
 }
 
 TEST(Log, DamageInANonLastSegmentRefuses) {

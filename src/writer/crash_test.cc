@@ -53,6 +53,10 @@ EngineOptions options_for(std::mt19937_64& rng) {
   o.server = "h";
   o.chunk_size = 150 + rng() % 600;
   o.checkpoint_bytes = 500 + rng() % 3000;
+  // Zero-filled reservation ahead of the WAL records: off, smaller than a
+  // record, a few records, beyond a checkpoint.
+  const std::uint64_t reserve[] = {0, 100, 1024, 8192};
+  o.wal_reserve_bytes = reserve[rng() % 4];
   return o;
 }
 

@@ -182,9 +182,12 @@ Result<void> Engine::start_segment(std::uint64_t segment_no) {
   wal::put_u64(payload, segment_no);
   wal::put_u64(payload, committed_.last_commit_no + 1);
   const std::string header = wal::encode_record(wal::RecordType::segment_header, payload);
-  if (auto r = (*f)->pwrite(header, 0); !r) {
+  segment_reserved_ = 0;
+  Result<void> w = (*f)->pwrite(header, 0);
+  if (w) w = reserve_segment(**f, header.size());
+  if (!w) {
     (void)fs_.remove(path);
-    return r.error();
+    return w.error();
   }
   if (auto r = (*f)->sync(); !r) return sync_failed(r.error());
   if (auto r = failpoint::hit("wal.rotate.after_create_before_dirsync"); !r) return r.error();
@@ -192,6 +195,26 @@ Result<void> Engine::start_segment(std::uint64_t segment_no) {
   segment_ = std::move(*f);
   segment_no_ = segment_no;
   segment_size_ = header.size();
+  return {};
+}
+
+// Keeps the segment file zero-filled well past `end` (the end of the record
+// about to be written), in steps of wal_reserve_bytes, so that most commits
+// overwrite blocks an earlier fdatasync already allocated. The zeros go to
+// the page cache here and become durable with the next sync; a crash before
+// that leaves a shorter file or a partly zero tail, both a clean end.
+Result<void> Engine::reserve_segment(wal::File& f, std::uint64_t end) {
+  const std::uint64_t step = options_.wal_reserve_bytes;
+  if (step == 0 || end + step / 4 <= segment_reserved_) return {};
+  const std::uint64_t from = std::max(segment_reserved_, end);
+  const std::uint64_t to = end + step;
+  if (auto r = f.pwrite(std::string(to - from, '\0'), from); !r) {
+    // Out of space, but the record still fits into what was reserved
+    // earlier: write it (the partial zeros are harmless).
+    if (r.error().code == errc::disk_full && end <= segment_reserved_) return {};
+    return r;
+  }
+  segment_reserved_ = to;
   return {};
 }
 
@@ -312,6 +335,7 @@ Result<void> Engine::recover() {
       segment_ = std::move(*f);
       segment_no_ = segments[i];
       segment_size_ = scan->valid_end;
+      segment_reserved_ = scan->valid_end + scan->zero_bytes;
       if (!header_ok) {
         // The crash hit while the segment was being started: write its header again.
         std::string payload(wal::kSegmentMagic, sizeof wal::kSegmentMagic);
@@ -320,6 +344,7 @@ Result<void> Engine::recover() {
         wal::put_u64(payload, st.last_commit_no + 1);
         const std::string header = wal::encode_record(wal::RecordType::segment_header, payload);
         if (auto r = segment_->truncate(0); !r) return r.error();
+        segment_reserved_ = 0;
         if (auto r = segment_->pwrite(header, 0); !r) return r.error();
         if (auto r = segment_->sync(); !r) return r.error();
         segment_size_ = header.size();
@@ -654,27 +679,55 @@ bool Engine::commit_batch_locked() {
   wal::append_record(record_buf_, wal::RecordType::commit, payload);
   payload = std::string();
 
-  if (auto w = segment_->pwrite(record_buf_, segment_size_); !w) {
-    if (w.error().code == errc::disk_full) {
-      // Cut the partial tail off again and forget the failed requests (and
-      // those sequenced on top of them); the engine stays up.
-      if (auto t = segment_->truncate(segment_size_); !t) {
-        latch(t.error());
+  // Out of space (a chunk file or the WAL cannot grow): forget the failed
+  // requests and those sequenced on top of them, cut the WAL's partial tail
+  // off again; the engine stays up. Chunk bytes written past the committed
+  // ends are invisible and overwritten by the next commit.
+  auto give_back = [&](const Error& cause) {
+    segment_reserved_ = segment_size_;
+    if (auto t = segment_->truncate(segment_size_); !t) {
+      latch(t.error());
+      fail_all(*failure());
+      return true;
+    }
+    std::deque<std::unique_ptr<Pending>> rest;
+    {
+      std::lock_guard lock(mu_);
+      pending_ = committed_;
+      rest.swap(queue_);
+    }
+    const Error e = Error::make(errc::disk_full, "no space left on the Writer's disk: " + cause.message);
+    fail_all(e);
+    for (auto& p : rest) p->complete(&e);
+    return true;
+  };
+
+  // The chunk files first (page cache; nothing reads past a committed end),
+  // so that a chunk file that cannot grow fails the batch before the WAL
+  // makes it durable, instead of after.
+  for (const auto& p : batch) {
+    for (const auto& op : p->ops) {
+      const auto* w = std::get_if<OpChunkWrite>(&op);
+      if (w == nullptr) continue;
+      auto f = files_->get(w->stream_id, w->chunk_no, true);
+      Result<void> r = f ? (*f)->pwrite(w->bytes, w->offset) : Result<void>(f.error());
+      if (!r && r.error().code == errc::disk_full) return give_back(r.error());
+      if (r) r = failpoint::hit("chunk.after_write");
+      if (!r) {
+        latch(r.error());
         fail_all(*failure());
         return true;
       }
-      std::deque<std::unique_ptr<Pending>> rest;
-      {
-        std::lock_guard lock(mu_);
-        pending_ = committed_;
-        rest.swap(queue_);
-      }
-      const Error e = Error::make(errc::disk_full, "no space left on the Writer's disk: " + w.error().message);
-      fail_all(e);
-      for (auto& p : rest) p->complete(&e);
-      return true;
+      const std::pair<std::uint64_t, std::uint64_t> key{w->stream_id, w->chunk_no};
+      if (touched_chunks_.empty() || touched_chunks_.back() != key) touched_chunks_.push_back(key);
     }
-    latch(w.error());
+  }
+
+  Result<void> wrote = reserve_segment(*segment_, segment_size_ + record_buf_.size());
+  if (wrote) wrote = segment_->pwrite(record_buf_, segment_size_);
+  if (!wrote) {
+    if (wrote.error().code == errc::disk_full) return give_back(wrote.error());
+    latch(wrote.error());
     fail_all(*failure());
     return true;
   }
@@ -699,26 +752,9 @@ bool Engine::commit_batch_locked() {
     return true;
   }
 
-  // Durable. Now the chunk files (page cache) and then visibility.
-  bool chunks_ok = true;
-  for (const auto& p : batch) {
-    for (const auto& op : p->ops) {
-      const auto* w = std::get_if<OpChunkWrite>(&op);
-      if (w == nullptr || !chunks_ok) continue;
-      auto f = files_->get(w->stream_id, w->chunk_no, true);
-      Result<void> r = f ? (*f)->pwrite(w->bytes, w->offset) : Result<void>(f.error());
-      if (r) r = failpoint::hit("chunk.after_write");
-      if (!r) {
-        latch(r.error());
-        chunks_ok = false;
-        continue;
-      }
-      const std::pair<std::uint64_t, std::uint64_t> key{w->stream_id, w->chunk_no};
-      if (touched_chunks_.empty() || touched_chunks_.back() != key) touched_chunks_.push_back(key);
-    }
-  }
+  // Durable: make it visible.
   std::vector<Notification> notes;
-  if (chunks_ok) {
+  {
     std::unique_lock lock(committed_mu_);
     std::vector<std::uint64_t> written;
     for (const auto& p : batch) {
@@ -740,8 +776,6 @@ bool Engine::commit_batch_locked() {
         for (const auto& sub : s->subscriptions) notes.push_back(Notification{sub, cursor(*s, s->chunk_no, s->size)});
       }
     }
-  } else {
-    committed_.last_commit_no = commit_no;
   }
   for (const auto& p : batch) {
     for (const auto& [id, chunk] : p->remove_files) {
@@ -756,8 +790,8 @@ bool Engine::commit_batch_locked() {
     for (const auto& p : batch) stats_.lines += p->app_lines;
     stats_.wal_bytes += record_buf_.size();
   }
-  // The data is durable: acknowledge even if the chunk files failed (the
-  // engine is latched and recovery rewrites them from the WAL).
+  // The data is durable: acknowledge (even if applying it latched the
+  // engine; recovery replays it from the WAL).
   for (auto& p : batch) p->complete(nullptr);
   if (!notes.empty()) options_.on_notify(notes);
 

@@ -2,6 +2,7 @@
 
 #include "wal/failpoint.h"
 #include "wal/filename.h"
+#include "wal/log.h"
 #include "wal/sim_fs.h"
 #include "writer/test_util.h"
 
@@ -403,6 +404,76 @@ TEST(Engine, DiskFullIsACleanErrorAndResumes) {
   auto lines = contents(read_stream(**again, sn("/a")).value());
   std::vector<std::string> regular(lines.begin() + 1, lines.end());
   EXPECT_EQ(regular, acked);
+}
+
+// The WAL segment is zero-filled ahead of its records (fewer journal
+// commits per fdatasync). The zero tail is a clean end after a crash and
+// after a clean restart, new records continue right after the last one,
+// and a commit that fits into reserved space still goes through when the
+// disk fills up -- unless a chunk file has to grow, which fails cleanly.
+TEST(Engine, WalSpaceReservedAheadIsACleanEndAndIsReused) {
+  wal::SimFs fs(11);
+  auto opts = manual();
+  opts.wal_reserve_bytes = 16 * 1024;
+  opts.checkpoint_bytes = 1u << 30;  // one segment throughout
+  std::vector<std::string> acked;
+  auto seg_size = [&fs] {
+    auto f = fs.open(wal::segment_path(1), wal::OpenMode::read_only);
+    return f ? (*f)->size().value() : 0;
+  };
+  {
+    auto e = std::move(Engine::open(fs, opts).value());
+    ASSERT_TRUE(e->create_stream_sync(sn("/a")));
+    for (int i = 0; i < 300; ++i) {
+      acked.push_back(fmt::format("line-{}", i));
+      ASSERT_TRUE(e->append_sync(append_req(sn("/a"), {acked.back()})));
+    }
+  }
+  // Crash: unsynced bytes are dropped; every acknowledged commit was synced.
+  fs.restart();
+  const auto size_after_crash = seg_size();
+  for (int round = 0; round < 3; ++round) {
+    auto e = std::move(Engine::open(fs, opts).value());
+    EXPECT_EQ(e->recovery().torn_tail_bytes, 0u) << "round " << round;
+    auto lines = contents(read_stream(*e, sn("/a")).value());
+    EXPECT_EQ(std::vector<std::string>(lines.begin() + 1, lines.end()), acked) << "round " << round;
+    for (int i = 0; i < 50; ++i) {
+      acked.push_back(fmt::format("round-{}-{}", round, i));
+      ASSERT_TRUE(e->append_sync(append_req(sn("/a"), {acked.back()})));
+    }
+    e.reset();
+    fs.restart();
+  }
+  // The file is longer than its records by a zero tail of at most one step
+  // plus the margin at which the next step is added.
+  EXPECT_GT(size_after_crash, 16u * 1024);
+  {
+    auto f = fs.open(wal::segment_path(1), wal::OpenMode::read_only).value();
+    const std::string data = f->pread(0, seg_size()).value();
+    auto scan = wal::scan_segment(data, "seg", true).value();
+    EXPECT_EQ(scan.damaged_bytes, 0u);
+    EXPECT_GT(scan.zero_bytes, 16u * 1024 / 4);
+    EXPECT_LE(scan.zero_bytes, 16u * 1024);
+    EXPECT_EQ(scan.records.size(), 1u + 3 + 450);  // header, /, /_sub and /a, the appends
+  }
+
+  // Disk full: the WAL record still fits into the reservation, but the
+  // stream's chunk file cannot grow: disk_full, nothing changes; a stream
+  // whose append fits... none does, every append grows a chunk file.
+  auto e = std::move(Engine::open(fs, opts).value());
+  fs.set_capacity(1);
+  auto full = e->append_sync(append_req(sn("/a"), {"never"}));
+  ASSERT_FALSE(full);
+  EXPECT_EQ(full.error().code, errc::disk_full);
+  EXPECT_FALSE(e->failed());
+  fs.clear_capacity();
+  acked.push_back("after-full");
+  ASSERT_TRUE(e->append_sync(append_req(sn("/a"), {acked.back()})));
+  e.reset();
+  fs.restart();
+  auto last = std::move(Engine::open(fs, opts).value());
+  auto lines = contents(read_stream(*last, sn("/a")).value());
+  EXPECT_EQ(std::vector<std::string>(lines.begin() + 1, lines.end()), acked);
 }
 
 TEST(Engine, SecondOwnerOfADataDirectoryIsRefused) {
