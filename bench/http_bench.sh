@@ -8,6 +8,7 @@
 #   BENCH_SECONDS=S   seconds per configuration (default 10; --seconds wins)
 #   BENCH_DIR=DIR     parent of the temporary data directories (default /tmp)
 #   HORIZON=PATH      the horizon binary (default build/horizon)
+#   WRITER_ARGS=...   extra flags for the Writer (e.g. "--commit-on thread")
 #
 # For {1, 16, 64} connections x {1, 10, 100} lines of 120 bytes per request:
 #   Event Horizon: a fresh Writer (default flags: every append is fdatasync'ed,
@@ -29,7 +30,7 @@ while (($#)); do
   case $1 in
     --seconds) SECONDS_PER=$2; shift 2 ;;
     --dir) PARENT=$2; shift 2 ;;
-    -h | --help) sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "http_bench: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -106,7 +107,9 @@ start_writer() {
   local data=$TMP/eh-data log=$TMP/writer.log
   rm -rf "$data"
   : >"$log"
-  "$HORIZON" writer --data "$data" --api 127.0.0.1:0 --pubsub 127.0.0.1:0 --metrics 127.0.0.1:0 >>"$log" 2>&1 &
+  # shellcheck disable=SC2086 # WRITER_ARGS is a list of flags
+  "$HORIZON" writer --data "$data" --api 127.0.0.1:0 --pubsub 127.0.0.1:0 --metrics 127.0.0.1:0 ${WRITER_ARGS:-} \
+    >>"$log" 2>&1 &
   WRITER_PID=$!
   for _ in $(seq 1 300); do
     grep -q "ready: api" "$log" && break
@@ -305,6 +308,7 @@ echo "http_bench: Writer appends over HTTPS vs Redis Streams (appendfsync always
 echo "machine: $(nproc) cores ($(lscpu | sed -n 's/^Model name: *//p' | head -1)), $(free -g | awk '/^Mem:/ { print $2 " GiB" }') RAM, kernel $(uname -r)"
 echo "disk:    $(df -hT "$TMP" | awk 'NR == 2 { print $1 " " $2 ", " $3 " total, " $5 " free, mounted on " $7 }') (data dirs under $TMP)"
 echo "load:    $(loadavg) at start"
+echo "writer:  horizon writer (default flags)${WRITER_ARGS:+ $WRITER_ARGS}"
 echo "horizon: $HORIZON ($(stat -c '%y' "$HORIZON" | cut -d. -f1))"
 echo "redis:   $(redis-server --version)"
 echo "wrk:     $(wrk -v 2>&1 | head -1)"

@@ -190,6 +190,11 @@ int main(int argc, char** argv) {
   writer->add_option("--activity-interval", wo.activity_interval_seconds,
                      "seconds between subscription activity rounds")
       ->capture_default_str();
+  writer->add_option("--commit-on", wo.commit_on,
+                     "who runs a group commit: \"io\" (the API thread that received the append, when the WAL is "
+                     "free; fewer thread hand-offs) or \"thread\" (always the commit thread)")
+      ->check(CLI::IsMember({"io", "thread"}))
+      ->capture_default_str();
 
   std::string stream_text, line, file, cursor_text, sub_text;
   std::int64_t count = 0;

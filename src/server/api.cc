@@ -64,8 +64,8 @@ ApiMetrics::ApiMetrics(metrics::Registry& r)
                                  "Time from a parsed append request to its durable acknowledgement",
                                  metrics::latency_buckets())) {}
 
-net::Handler make_api_handler(writer::Engine& engine, std::string token, ApiMetrics& m) {
-  return [&engine, token = std::move(token), &m](HttpRequest req, Responder respond) {
+net::Handler make_api_handler(writer::Engine& engine, std::string token, ApiMetrics& m, bool lead_commits) {
+  return [&engine, token = std::move(token), &m, lead_commits](HttpRequest req, Responder respond) {
     const std::string path = req.path();
     auto reply = [&m, path, respond](HttpResponse r) {
       m.requests.with({path, std::to_string(r.status)}).inc();
@@ -108,14 +108,16 @@ net::Handler make_api_handler(writer::Engine& engine, std::string token, ApiMetr
       if (!r) return reply(error(r.error()));
       const auto started = std::chrono::steady_clock::now();
       const auto lines = r->lines.size();
-      return engine.append(std::move(*r), [reply, started, lines, &m](Result<writer::AppendOutcome> done) {
-        if (!done) return reply(error(done.error()));
-        if (done->conflict) return reply(json(409, wire::conflict_body(done->offset)));
+      auto done = [reply, started, lines, &m](Result<writer::AppendOutcome> d) {
+        if (!d) return reply(error(d.error()));
+        if (d->conflict) return reply(json(409, wire::conflict_body(d->offset)));
         m.append_ops.inc();
         m.appended_lines.inc(lines);
         m.append_latency.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
-        reply(json(201, wire::to_json(wire::AppendResponse{done->offset})));
-      });
+        reply(json(201, wire::to_json(wire::AppendResponse{d->offset})));
+      };
+      if (!lead_commits) return engine.append(std::move(*r), std::move(done));
+      return engine.submit_and_lead([&] { engine.append(std::move(*r), std::move(done)); });
     }
     if (path == "/writer/subscribe" || path == "/writer/unsubscribe") {
       auto r = wire::parse_subscription_request(req.body);

@@ -28,7 +28,10 @@ struct ApiMetrics {
 };
 
 // `token` is compared in constant time; it is never logged.
-net::Handler make_api_handler(writer::Engine& engine, std::string token, ApiMetrics& metrics);
+// With `lead_commits`, an append is committed on the API thread that
+// received it when the WAL is free (Engine::submit_and_lead).
+net::Handler make_api_handler(writer::Engine& engine, std::string token, ApiMetrics& metrics,
+                              bool lead_commits = true);
 
 // Registers the engine's own gauges/counters (WAL syncs, bytes, open
 // streams, ship backlog, failed state) as scrape-time callbacks.

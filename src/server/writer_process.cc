@@ -96,6 +96,9 @@ int run_writer(WriterOptions o) {
   std::string api_host, pubsub_host, metrics_host;
   std::uint16_t api_port = 0, pubsub_port = 0, metrics_port = 0;
   if (!split_host_port(o.api, api_host, api_port)) return fail(fmt::format("--api \"{}\" is not host:port", o.api));
+  if (o.commit_on != "io" && o.commit_on != "thread") {
+    return fail(fmt::format("--commit-on \"{}\" must be io or thread", o.commit_on));
+  }
   const bool pubsub_enabled = o.pubsub != "off";
   if (pubsub_enabled && !split_host_port(o.pubsub, pubsub_host, pubsub_port)) {
     return fail(fmt::format("--pubsub \"{}\" is not host:port", o.pubsub));
@@ -175,7 +178,7 @@ int run_writer(WriterOptions o) {
   api_opts.cert_pem = identity->server_cert_pem;
   api_opts.key_pem = identity->server_key_pem;
   api_opts.name = "api";
-  auto api = net::HttpServer::start(api_opts, make_api_handler(**engine, identity->token, api_metrics));
+  auto api = net::HttpServer::start(api_opts, make_api_handler(**engine, identity->token, api_metrics, o.commit_on == "io"));
   if (!api) return fail(api.error().message);
 
   net::HttpServerOptions metrics_opts;

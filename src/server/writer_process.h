@@ -19,6 +19,9 @@ struct WriterOptions {
   std::string advertise = "127.0.0.1";
   std::uint64_t chunk_size = 8u << 20;
   double activity_interval_seconds = 5.0;  // SPEC §7
+  // "io": an API thread commits the queue itself when the WAL is free
+  // (Engine::submit_and_lead); "thread": every commit on the commit thread.
+  std::string commit_on = "io";
 };
 
 // $HORIZON_DATA, else $HOME/.local/share/event-horizon, else ./horizon-data.

@@ -450,6 +450,31 @@ namespace {
 thread_local bool t_caller_commits = false;
 }  // namespace
 
+void Engine::submit_and_lead(const std::function<void()>& submit) {
+  {
+    t_caller_commits = true;
+    struct Reset {
+      ~Reset() { t_caller_commits = false; }
+    } reset;
+    submit();
+  }
+  std::unique_lock owner(commit_mu_, std::try_to_lock);
+  if (owner.owns_lock()) {
+    try {
+      commit_batch_locked();
+    } catch (const failpoint::SimulatedCrash& c) {
+      latch(Error::make(errc::storage_failed, "simulated crash at " + c.where));
+    }
+    owner.unlock();
+  }
+  bool more = false;
+  {
+    std::lock_guard lock(mu_);
+    more = !queue_.empty();
+  }
+  if (more) queue_cv_.notify_one();
+}
+
 void Engine::enqueue(std::unique_ptr<Pending> p) {
   for (const auto& op : p->ops) p->bytes += op_bytes(op);
   queue_.push_back(std::move(p));

@@ -113,6 +113,14 @@ class Engine {
   // Errors: stream_not_found, storage_failed, disk_full; a failed After is
   // a success with conflict = true. An empty batch is a no-op.
   void append(wire::AppendRequest request, AppendCallback done);
+
+  // For an event-loop caller such as the HTTP API: runs `submit` (one of the
+  // asynchronous calls above) and then, if the WAL is free, commits the
+  // queue on this thread -- no hand-off to the commit thread and back, two
+  // thread wake-ups fewer per request. If another thread is committing, the
+  // commit thread takes the request as usual. The caller's thread blocks
+  // for one group commit (one fdatasync) at most.
+  void submit_and_lead(const std::function<void()>& submit);
   // Idempotent. Errors: stream_not_found, subscription_not_found,
   // not_a_subscription, subscription_loop, storage_failed, disk_full.
   void subscribe(const StreamName& stream, const StreamName& subscription, DoneCallback done);

@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <filesystem>
+#include <future>
 #include <map>
 #include <random>
 #include <set>
@@ -476,6 +477,28 @@ TEST(Engine, WalSpaceReservedAheadIsACleanEndAndIsReused) {
   EXPECT_EQ(std::vector<std::string>(lines.begin() + 1, lines.end()), acked);
 }
 
+// submit_and_lead commits on the calling thread when the WAL is free: with
+// no commit thread at all, the request is durable and answered on return.
+TEST(Engine, SubmitAndLeadCommitsOnTheCallingThread) {
+  wal::SimFs fs(12);
+  auto e = std::move(Engine::open(fs, manual()).value());
+  ASSERT_TRUE(e->create_stream_sync(sn("/a")));
+  const auto before = e->stats().commits;
+  std::optional<std::thread::id> answered_on;
+  e->submit_and_lead([&] {
+    e->append(append_req(sn("/a"), {"x"}), [&](Result<AppendOutcome> r) {
+      ASSERT_TRUE(r) << r.error().message;
+      answered_on = std::this_thread::get_id();
+    });
+  });
+  ASSERT_TRUE(answered_on.has_value());
+  EXPECT_EQ(*answered_on, std::this_thread::get_id());
+  EXPECT_EQ(e->stats().commits, before + 1);
+  fs.restart();  // and it was synced
+  auto again = std::move(Engine::open(fs, manual()).value());
+  EXPECT_EQ(contents(read_stream(*again, sn("/a")).value()), (std::vector<std::string>{"/Created", "x"}));
+}
+
 TEST(Engine, SecondOwnerOfADataDirectoryIsRefused) {
   const auto dir = std::filesystem::temp_directory_path() / ("eh-lock-" + std::to_string(::getpid()));
   auto first = wal::DirLock::acquire(dir.string());
@@ -488,7 +511,12 @@ TEST(Engine, SecondOwnerOfADataDirectoryIsRefused) {
 
 // F2 / issue: 32 appenders on one stream during rotation, real files,
 // background commit thread. Offsets unique and contiguous, batches whole.
-TEST(EngineConcurrency, ThirtyTwoAppendersOneStreamDuringRotation) {
+// How the appenders submit: blocking calls (leader/follower), or an event
+// loop's way -- submit_and_lead (commit here if the WAL is free) mixed with
+// plain asynchronous appends that only the commit thread commits.
+enum class Submit { sync, lead_and_async };
+
+void thirty_two_appenders(Submit how) {
   const auto dir = std::filesystem::temp_directory_path() / ("eh-conc-" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
   auto fs = std::move(wal::open_posix_fs(dir.string()).value());
@@ -508,7 +536,19 @@ TEST(EngineConcurrency, ThirtyTwoAppendersOneStreamDuringRotation) {
         std::vector<std::string> lines;
         const int n = 1 + static_cast<int>(rng() % 5);
         for (int k = 0; k < n; ++k) lines.push_back(fmt::format("t{}-b{}-l{}-{}", t, i, k, std::string(rng() % 200, 'x')));
-        auto r = e->append_sync(append_req(sn("/c"), lines));
+        Result<AppendOutcome> r = Error::make(errc::internal, "unset");
+        if (how == Submit::sync) {
+          r = e->append_sync(append_req(sn("/c"), lines));
+        } else {
+          std::promise<Result<AppendOutcome>> done;
+          auto cb = [&done](Result<AppendOutcome> x) { done.set_value(std::move(x)); };
+          if (t % 2 == 0) {
+            e->submit_and_lead([&] { e->append(append_req(sn("/c"), lines), cb); });
+          } else {
+            e->append(append_req(sn("/c"), lines), cb);
+          }
+          r = done.get_future().get();
+        }
         ASSERT_TRUE(r) << r.error().message;
         std::lock_guard lock(mu);
         acked.emplace(lines.back(), r->offset);
@@ -546,6 +586,10 @@ TEST(EngineConcurrency, ThirtyTwoAppendersOneStreamDuringRotation) {
   e.reset();
   std::filesystem::remove_all(dir);
 }
+
+TEST(EngineConcurrency, ThirtyTwoAppendersOneStreamDuringRotation) { thirty_two_appenders(Submit::sync); }
+
+TEST(EngineConcurrency, ThirtyTwoAppendersLeadingFromEventLoops) { thirty_two_appenders(Submit::lead_and_async); }
 
 }  // namespace
 }  // namespace horizon::writer
