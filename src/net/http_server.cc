@@ -19,8 +19,8 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <optional>
 #include <atomic>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -63,20 +63,33 @@ HttpResponse error_response(int status, std::string_view code, std::string_view 
 // answer is posted to this coroutine's strand, stored, and wakes the
 // coroutine by cancelling a timer it waits on. (The post can only run once
 // the coroutine is suspended in async_wait, since both use the strand.)
+// An answer given on this thread before the handler returns (an error, a
+// live read, an append the handler committed itself) is taken directly.
 asio::awaitable<HttpResponse> call_handler(const Handler& handler, HttpRequest req) {
   auto ex = co_await asio::this_coro::executor;
-  auto wake = std::make_shared<asio::steady_timer>(ex, asio::steady_timer::time_point::max());
-  auto answer = std::make_shared<std::optional<HttpResponse>>();
-  handler(std::move(req), [wake, answer](HttpResponse resp) {
-    asio::post(wake->get_executor(), [wake, answer, resp = std::move(resp)]() mutable {
-      *answer = std::move(resp);
-      wake->cancel();
+  struct Pending {
+    explicit Pending(const asio::any_io_executor& e) : wake(e, asio::steady_timer::time_point::max()) {}
+    asio::steady_timer wake;
+    std::optional<HttpResponse> answer;
+    std::atomic<bool> in_call{true};
+    std::thread::id caller = std::this_thread::get_id();
+  };
+  auto pending = std::make_shared<Pending>(ex);
+  handler(std::move(req), [pending](HttpResponse resp) {
+    if (pending->in_call.load() && std::this_thread::get_id() == pending->caller) {
+      pending->answer = std::move(resp);
+      return;
+    }
+    asio::post(pending->wake.get_executor(), [pending, resp = std::move(resp)]() mutable {
+      pending->answer = std::move(resp);
+      pending->wake.cancel();
     });
   });
-  while (!answer->has_value()) {
-    co_await wake->async_wait(kTuple);
+  pending->in_call = false;
+  while (!pending->answer.has_value()) {
+    co_await pending->wake.async_wait(kTuple);
   }
-  co_return std::move(**answer);
+  co_return std::move(*pending->answer);
 }
 
 }  // namespace
@@ -134,6 +147,11 @@ struct HttpServer::Impl {
         continue;
       }
       ++connections;
+      {
+        // Answers are single small writes; do not hold them back (Nagle).
+        boost::system::error_code ignored;
+        socket.set_option(tcp::no_delay(true), ignored);
+      }
       auto ex = socket.get_executor();
       if (options.tls) {
         asio::co_spawn(ex, tls_session(beast::ssl_stream<beast::tcp_stream>(std::move(socket), tls)),
