@@ -366,6 +366,40 @@ TEST(S3Http, PutSendsChecksumsAndVerifiesTheEtag) {
   EXPECT_EQ(server.requests().size(), 2u);  // not retried inside the store
 }
 
+// OpenStack Swift (s3api) answers 200 without an ETag to a PUT superseded
+// by a newer write of the key: the client asks with a HEAD what the object
+// holds.
+TEST(S3Http, PutAnsweredWithoutEtagIsConfirmedByHead) {
+  const std::string body = "mine";
+  FakeHttpServer server([&](const SeenRequest& r, std::size_t i) {
+    if (r.method == "PUT") return FakeResponse{};  // 200, no ETag
+    if (i == 1) return ok_body(body);              // the object holds the bytes sent
+    if (i == 3) return ok_body("theirs!");         // a newer write won
+    return status(404);                            // gone meanwhile
+  });
+  auto store = open_fake(server);
+  auto mine = store->put("k", body);
+  ASSERT_TRUE(mine) << mine.error().message;
+  auto theirs = store->put("k", body);
+  ASSERT_FALSE(theirs);
+  EXPECT_EQ(theirs.error().code, errc::conflict);
+  EXPECT_NE(theirs.error().message.find("PUT k: the answer has no ETag and the object holds other bytes (ETag \"" +
+                                        sigv4::md5_hex("theirs!") + "\", 7 bytes)"),
+            std::string::npos)
+      << theirs.error().message;
+  expect_clean(theirs.error());
+  auto gone = store->put("k", body);
+  ASSERT_FALSE(gone);
+  EXPECT_EQ(gone.error().code, errc::conflict);
+  EXPECT_NE(gone.error().message.find("the object is absent"), std::string::npos) << gone.error().message;
+  const auto reqs = server.requests();
+  ASSERT_EQ(reqs.size(), 6u);
+  for (std::size_t i = 0; i < reqs.size(); ++i) {
+    EXPECT_EQ(reqs[i].method, i % 2 == 0 ? "PUT" : "HEAD") << i;
+    EXPECT_EQ(reqs[i].target, "/bucket-1/k") << i;
+  }
+}
+
 TEST(S3Http, ShortBodyIsCorruption) {
   FakeHttpServer server([](const SeenRequest&, std::size_t) {
     FakeResponse r;
