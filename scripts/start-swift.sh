@@ -74,6 +74,8 @@ common() { # PORT
 [DEFAULT]
 bind_ip = 127.0.0.1
 bind_port = $1
+# A taken port fails the start at once (Swift retries for 30 s by default).
+bind_timeout = 2
 workers = 0
 user = $user
 swift_dir = $etc
