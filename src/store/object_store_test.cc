@@ -1,6 +1,7 @@
 // The ObjectStore suite, run against every implementation: file://, the
-// in-memory store and s3:// on the real s3rver (started from
-// scripts/start-s3rver.sh; the s3 cases fail, never skip, without it).
+// in-memory store, and s3:// on the real s3rver and on OpenStack Swift with
+// s3api (started from scripts/start-s3rver.sh and scripts/start-swift.sh;
+// those cases fail, never skip, without the servers).
 
 #include "store/object_store.h"
 
@@ -127,10 +128,15 @@ TEST(MemoryStore, FaultHooks) {
 
 // --- the shared suite ---
 
-enum class Impl { file, memory, s3 };
+enum class Impl { file, memory, s3, swift };
 
 void PrintTo(Impl impl, std::ostream* os) {
-  *os << (impl == Impl::file ? "file://" : impl == Impl::memory ? "memory" : "s3:// on s3rver");
+  switch (impl) {
+    case Impl::file: *os << "file://"; break;
+    case Impl::memory: *os << "memory"; break;
+    case Impl::s3: *os << "s3:// on s3rver"; break;
+    case Impl::swift: *os << "s3:// on Swift"; break;
+  }
 }
 
 std::string impl_name(const ::testing::TestParamInfo<Impl>& info) {
@@ -138,6 +144,7 @@ std::string impl_name(const ::testing::TestParamInfo<Impl>& info) {
     case Impl::file: return "file";
     case Impl::memory: return "memory";
     case Impl::s3: return "s3rver";
+    case Impl::swift: return "swift";
   }
   return "?";
 }
@@ -171,6 +178,17 @@ class StoreSuite : public ::testing::TestWithParam<Impl> {
                                       "root; node must be installed):\n"
                                    << error;
         secret_ = test::S3rver::kSecret;
+        auto s = open_s3_store(server->url());
+        ASSERT_TRUE(s) << s.error().message;
+        store_ = std::move(*s);
+        break;
+      }
+      case Impl::swift: {
+        std::string error;
+        auto* server = test::shared_swift(&error);
+        ASSERT_NE(server, nullptr) << "OpenStack Swift is required for the Swift cases (run scripts/install-deps.sh):\n"
+                                   << error;
+        secret_ = test::Swift::kSecret;
         auto s = open_s3_store(server->url());
         ASSERT_TRUE(s) << s.error().message;
         store_ = std::move(*s);
@@ -378,9 +396,9 @@ TEST_P(StoreSuite, ListWithPrefixAndPaging) {
 // prefix with a byte below '/', like "x/a-c" beside "x/a/b", comes after the
 // '/' subtree) and its paging then drops such keys. AWS S3 and Swift list
 // in byte order; this is an s3rver bug, not a client one.
-class LocalStoreSuite : public StoreSuite {};
+class BytewiseListSuite : public StoreSuite {};
 
-TEST_P(LocalStoreSuite, ListOrderIsBytewise) {
+TEST_P(BytewiseListSuite, ListOrderIsBytewise) {
   // '-' (0x2D) < '.' (0x2E) < '/' (0x2F) < '0' (0x30): a directory walk
   // must still return keys in byte order.
   for (const char* name : {"x/a0", "x/a/b", "x/a.d", "x/a-c", "x/a/a/z", "x/A"}) {
@@ -456,8 +474,15 @@ TEST_P(StoreSuite, ConcurrentReplacementIsAtomic) {
   // non-atomically (content and metadata are separate files), so there a
   // read may instead fail with errc::corruption, which the client's ETag
   // check detects; it still must never return wrong bytes. AWS S3 and Swift
-  // replace atomically.
+  // replace atomically, with two deviations of Swift 2.30: it orders writes
+  // by the time its proxy received them and does not store one older than
+  // the stored object (answering 200 without an ETag), so a put of the
+  // shared key may fail with errc::conflict (the object then holds a newer
+  // write); and its object server lists the object's directory, then opens
+  // the newest file, which a concurrent put may have removed in between, so
+  // a read may find no object. Neither may return wrong bytes.
   const bool s3rver = GetParam() == Impl::s3;
+  const bool swift = GetParam() == Impl::swift;
   const int rounds = s3rver ? 5 : 10;
   std::vector<std::string> values;
   for (int i = 0; i < 4; ++i) values.push_back(std::string(64 * 1024, static_cast<char>('a' + i)));
@@ -467,6 +492,8 @@ TEST_P(StoreSuite, ConcurrentReplacementIsAtomic) {
   std::atomic<int> bad_reads{0};
   std::atomic<int> errors{0};
   std::atomic<int> detected{0};
+  std::atomic<int> superseded{0};
+  std::atomic<int> vanished{0};
   std::mutex mu;
   std::string first_error;
   auto note = [&](const Error& e) {
@@ -479,7 +506,13 @@ TEST_P(StoreSuite, ConcurrentReplacementIsAtomic) {
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < rounds; ++i) {
-        if (auto r = store_->put(k("c/shared"), values[static_cast<std::size_t>((t + i) % 4)]); !r) note(r.error());
+        if (auto r = store_->put(k("c/shared"), values[static_cast<std::size_t>((t + i) % 4)]); !r) {
+          if (swift && r.error().code == errc::conflict) {
+            ++superseded;
+          } else {
+            note(r.error());
+          }
+        }
         if (auto r = store_->put(k("c/own-" + std::to_string(t)), values[static_cast<std::size_t>(t)]); !r) {
           note(r.error());
         }
@@ -488,6 +521,8 @@ TEST_P(StoreSuite, ConcurrentReplacementIsAtomic) {
           ++detected;
         } else if (!g) {
           note(g.error());
+        } else if (!g->has_value() && swift) {
+          ++vanished;
         } else if (!g->has_value()) {
           note(Error::make(errc::internal, "c/shared vanished"));
         } else if (!allowed.contains(**g)) {
@@ -505,14 +540,22 @@ TEST_P(StoreSuite, ConcurrentReplacementIsAtomic) {
   if (detected.load() > 0) {
     std::printf("s3rver: %d torn reads detected by the ETag check (s3rver replaces non-atomically)\n", detected.load());
   }
+  if (superseded.load() > 0) {
+    std::printf("Swift: %d puts of the shared key superseded by newer ones (errc::conflict)\n", superseded.load());
+  }
+  if (vanished.load() > 0) {
+    std::printf("Swift: %d reads found no object while it was replaced\n", vanished.load());
+  }
   for (int t = 0; t < 4; ++t) {
     EXPECT_EQ(store_->get(k("c/own-" + std::to_string(t))).value().value(), values[static_cast<std::size_t>(t)]);
   }
   EXPECT_EQ(list_all(k("c/"), 1000).size(), 5u);
 }
 
-INSTANTIATE_TEST_SUITE_P(AllStores, StoreSuite, ::testing::Values(Impl::file, Impl::memory, Impl::s3), impl_name);
-INSTANTIATE_TEST_SUITE_P(LocalStores, LocalStoreSuite, ::testing::Values(Impl::file, Impl::memory), impl_name);
+INSTANTIATE_TEST_SUITE_P(AllStores, StoreSuite, ::testing::Values(Impl::file, Impl::memory, Impl::s3, Impl::swift),
+                         impl_name);
+INSTANTIATE_TEST_SUITE_P(BytewiseStores, BytewiseListSuite, ::testing::Values(Impl::file, Impl::memory, Impl::swift),
+                         impl_name);
 
 }  // namespace
 }  // namespace horizon::store

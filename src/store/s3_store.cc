@@ -243,7 +243,8 @@ class S3Store final : public ObjectStore {
     if (r->status != 200) return error_from(call, *r);
     const auto etag = r->header("etag");
     const std::string want = sigv4::hex(md5);
-    if (!etag || unquote_etag(*etag) != want) {
+    if (!etag || unquote_etag(*etag).empty()) return confirm_put(key, want, bytes.size());
+    if (unquote_etag(*etag) != want) {
       return Error::make(errc::corruption,
                          redact(fmt::format("{}: PUT {}: the answered ETag \"{}\" is not the MD5 {} of the {} bytes "
                                             "sent; the object may not hold them",
@@ -422,6 +423,9 @@ class S3Store final : public ObjectStore {
     std::string message = fmt::format("{}: HTTP {}", what(call), r.status);
     if (!body.code.empty()) message += " " + printable_excerpt(body.code, 60);
     if (!body.message.empty()) message += " (" + printable_excerpt(body.message, 200) + ")";
+    if (body.code == "SignatureDoesNotMatch" || body.code == "InvalidAccessKeyId") {
+      message += "; check the access key id and secret in STORE";
+    }
     if (attempts > 1) message += fmt::format(", gave up after {} attempts", attempts);
     return Error::make(is_transient_status(r.status) ? errc::not_ready : errc::storage_failed,
                        redact(std::move(message)));
@@ -431,6 +435,24 @@ class S3Store final : public ObjectStore {
   Result<std::optional<std::string>> not_found(const Call& call, const HttpResponse& r) const {
     if (detail::parse_error_body(r.body).code == "NoSuchBucket") return error_from(call, r);
     return std::optional<std::string>();
+  }
+
+  // A PUT answered 200 without an ETag. OpenStack Swift's s3api answers so
+  // when the object already holds a newer write (Swift's "202 Accepted" to a
+  // PUT whose timestamp is older than the stored one: concurrent PUTs of one
+  // key); the bytes sent are then not stored. A HEAD tells: the object holds
+  // them (success), or not (conflict).
+  Result<void> confirm_put(const std::string& key, const std::string& want_md5, std::size_t size) {
+    auto info = head(key);
+    if (!info) return info.error();
+    if (*info && (*info)->etag == want_md5 && (*info)->size == size) return {};
+    const std::string now = *info ? fmt::format("holds other bytes (ETag \"{}\", {} bytes)",
+                                                printable_excerpt((*info)->etag, 80), (*info)->size)
+                                  : std::string("is absent");
+    return Error::make(errc::conflict,
+                       redact(fmt::format("{}: PUT {}: the answer has no ETag and the object {}: a concurrent write of "
+                                          "the key superseded the {} bytes sent, or the server lost them",
+                                          url_, key, now, size)));
   }
 
   std::optional<Error> check_length(const Call& call, const HttpResponse& r) const {

@@ -1,7 +1,8 @@
 // s3:// specifics: URL parsing, the XML parsers, and the HTTP behaviour
 // (retries, timeouts, verification, request shape, connection reuse)
 // against a scripted loopback server, plus the error paths of the real
-// s3rver.
+// s3rver and of OpenStack Swift (which, unlike s3rver, checks signatures
+// and payload hashes: wrong secrets and corrupted bodies are refused).
 
 #include "store/s3_store.h"
 
@@ -12,6 +13,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <unistd.h>
 
 namespace horizon::store {
 namespace {
@@ -366,6 +368,40 @@ TEST(S3Http, PutSendsChecksumsAndVerifiesTheEtag) {
   EXPECT_EQ(server.requests().size(), 2u);  // not retried inside the store
 }
 
+// OpenStack Swift (s3api) answers 200 without an ETag to a PUT superseded
+// by a newer write of the key: the client asks with a HEAD what the object
+// holds.
+TEST(S3Http, PutAnsweredWithoutEtagIsConfirmedByHead) {
+  const std::string body = "mine";
+  FakeHttpServer server([&](const SeenRequest& r, std::size_t i) {
+    if (r.method == "PUT") return FakeResponse{};  // 200, no ETag
+    if (i == 1) return ok_body(body);              // the object holds the bytes sent
+    if (i == 3) return ok_body("theirs!");         // a newer write won
+    return status(404);                            // gone meanwhile
+  });
+  auto store = open_fake(server);
+  auto mine = store->put("k", body);
+  ASSERT_TRUE(mine) << mine.error().message;
+  auto theirs = store->put("k", body);
+  ASSERT_FALSE(theirs);
+  EXPECT_EQ(theirs.error().code, errc::conflict);
+  EXPECT_NE(theirs.error().message.find("PUT k: the answer has no ETag and the object holds other bytes (ETag \"" +
+                                        sigv4::md5_hex("theirs!") + "\", 7 bytes)"),
+            std::string::npos)
+      << theirs.error().message;
+  expect_clean(theirs.error());
+  auto gone = store->put("k", body);
+  ASSERT_FALSE(gone);
+  EXPECT_EQ(gone.error().code, errc::conflict);
+  EXPECT_NE(gone.error().message.find("the object is absent"), std::string::npos) << gone.error().message;
+  const auto reqs = server.requests();
+  ASSERT_EQ(reqs.size(), 6u);
+  for (std::size_t i = 0; i < reqs.size(); ++i) {
+    EXPECT_EQ(reqs[i].method, i % 2 == 0 ? "PUT" : "HEAD") << i;
+    EXPECT_EQ(reqs[i].target, "/bucket-1/k") << i;
+  }
+}
+
 TEST(S3Http, ShortBodyIsCorruption) {
   FakeHttpServer server([](const SeenRequest&, std::size_t) {
     FakeResponse r;
@@ -528,6 +564,189 @@ TEST(S3rver, UnknownAccessKeyIsRejected) {
   EXPECT_EQ(put.error().code, errc::storage_failed);
   EXPECT_NE(put.error().message.find("InvalidAccessKeyId"), std::string::npos) << put.error().message;
   expect_clean(put.error());
+}
+
+// --- OpenStack Swift with s3api: it verifies signatures and payload hashes ---
+
+test::Swift* swift_or_fail() {
+  std::string error;
+  auto* swift = test::shared_swift(&error);
+  EXPECT_NE(swift, nullptr) << "OpenStack Swift is required (run scripts/install-deps.sh):\n" << error;
+  return swift;
+}
+
+// A key of this process: the Swift of a ctest run serves every case.
+std::string unique_key(std::string_view name) {
+  return "swift-" + std::to_string(::getpid()) + "/" + std::string(name);
+}
+
+std::unique_ptr<ObjectStore> open_url(const std::string& url) {
+  auto s = open_s3_store(url, fast_options());
+  EXPECT_TRUE(s) << s.error().message;
+  return s ? std::move(*s) : nullptr;
+}
+
+// What every failure of a store with bad credentials must look like: a
+// definite failure (retrying cannot help) that names the store, the bucket,
+// the operation and the server's reason, and not the secret.
+void expect_auth_failure(const Error& e, std::string_view operation, std::string_view reason) {
+  EXPECT_EQ(e.code, errc::storage_failed) << e.message;
+  EXPECT_NE(e.message.find("s3://us-east-1/horizon-test?endpoint=http://127.0.0.1:"), std::string::npos) << e.message;
+  EXPECT_NE(e.message.find(operation), std::string::npos) << e.message;
+  EXPECT_NE(e.message.find(reason), std::string::npos) << e.message;
+  EXPECT_NE(e.message.find("check the access key id and secret"), std::string::npos) << e.message;
+  expect_clean(e);
+  EXPECT_EQ(e.message.find(test::Swift::kSecret), std::string::npos) << e.message;
+  EXPECT_EQ(e.message.find(test::Swift::kSecretInUrl), std::string::npos) << e.message;
+}
+
+TEST(Swift, WrongSecretIsAnAuthenticationErrorWithoutTheSecret) {
+  auto* swift = swift_or_fail();
+  ASSERT_NE(swift, nullptr);
+  auto good = open_url(swift->url());
+  // The right key id with another secret: the signature does not verify.
+  auto bad = open_url(swift->url_with(test::Swift::kKeyIdInUrl, kSecretInUrl, test::Swift::kBucket));
+  ASSERT_TRUE(good && bad);
+
+  const std::string key = unique_key("wrong-secret/k");
+  auto put = bad->put(key, "v");
+  ASSERT_FALSE(put);
+  expect_auth_failure(put.error(), "PUT " + key, "HTTP 403 SignatureDoesNotMatch");
+  auto get = bad->get(key);
+  ASSERT_FALSE(get);
+  expect_auth_failure(get.error(), "GET " + key, "HTTP 403 SignatureDoesNotMatch");
+  auto list = bad->list(unique_key("wrong-secret/"), "", 10);
+  ASSERT_FALSE(list);
+  expect_auth_failure(list.error(), "GET (bucket)", "HTTP 403 SignatureDoesNotMatch");
+  auto remove = bad->remove(key);
+  ASSERT_FALSE(remove);
+  expect_auth_failure(remove.error(), "DELETE " + key, "HTTP 403 SignatureDoesNotMatch");
+  // HEAD answers have no body: the status says it all.
+  auto head = bad->head(key);
+  ASSERT_FALSE(head);
+  EXPECT_EQ(head.error().code, errc::storage_failed);
+  EXPECT_NE(head.error().message.find("HEAD " + key + ": HTTP 403"), std::string::npos) << head.error().message;
+  expect_clean(head.error());
+
+  // Nothing was stored; with the right secret the same calls work.
+  auto absent = good->get(key);
+  ASSERT_TRUE(absent) << absent.error().message;
+  EXPECT_FALSE(absent->has_value());
+  ASSERT_TRUE(good->put(key, "v"));
+  auto present = bad->get(key);
+  ASSERT_FALSE(present);
+  expect_auth_failure(present.error(), "GET " + key, "SignatureDoesNotMatch");
+  EXPECT_EQ(good->get(key).value().value(), "v");
+  ASSERT_TRUE(good->remove(key));
+}
+
+// Swift with tempauth answers an unknown key id like a wrong secret
+// (SignatureDoesNotMatch; AWS and s3rver say InvalidAccessKeyId).
+TEST(Swift, UnknownAccessKeyIsRejected) {
+  auto* swift = swift_or_fail();
+  ASSERT_NE(swift, nullptr);
+  auto store = open_url(swift->url_with("nobody%3Anone", test::Swift::kSecretInUrl, test::Swift::kBucket));
+  ASSERT_TRUE(store);
+  auto put = store->put("k", "v");
+  ASSERT_FALSE(put);
+  expect_auth_failure(put.error(), "PUT k", "HTTP 403 SignatureDoesNotMatch");
+}
+
+TEST(Swift, MissingBucketIsADefiniteFailure) {
+  auto* swift = swift_or_fail();
+  ASSERT_NE(swift, nullptr);
+  auto store = open_url(swift->url_with(test::Swift::kKeyIdInUrl, test::Swift::kSecretInUrl, "no-such-bucket"));
+  ASSERT_TRUE(store);
+  auto put = store->put("k", "v");
+  ASSERT_FALSE(put);
+  EXPECT_EQ(put.error().code, errc::storage_failed);
+  EXPECT_NE(put.error().message.find("NoSuchBucket"), std::string::npos) << put.error().message;
+  expect_clean(put.error());
+  auto get = store->get("k");
+  ASSERT_FALSE(get);
+  EXPECT_EQ(get.error().code, errc::storage_failed);
+  EXPECT_NE(get.error().message.find("NoSuchBucket"), std::string::npos) << get.error().message;
+  auto list = store->list("", "", 10);
+  ASSERT_FALSE(list);
+  EXPECT_EQ(list.error().code, errc::storage_failed);
+  auto remove = store->remove("k");
+  ASSERT_FALSE(remove);
+  EXPECT_EQ(remove.error().code, errc::storage_failed);
+  expect_clean(remove.error());
+}
+
+TEST(Swift, SignatureForAnotherRegionIsRejected) {
+  auto* swift = swift_or_fail();
+  ASSERT_NE(swift, nullptr);
+  auto store = open_url("s3://" + std::string(test::Swift::kKeyIdInUrl) + ":" + test::Swift::kSecretInUrl +
+                        "@eu-west-1/" + test::Swift::kBucket + "?endpoint=" + swift->endpoint());
+  ASSERT_TRUE(store);
+  auto put = store->put("k", "v");
+  ASSERT_FALSE(put);
+  EXPECT_EQ(put.error().code, errc::storage_failed);
+  EXPECT_NE(put.error().message.find("HTTP 400 AuthorizationHeaderMalformed"), std::string::npos)
+      << put.error().message;
+  EXPECT_NE(put.error().message.find("expecting 'us-east-1'"), std::string::npos) << put.error().message;
+  // (expect_clean would trip over the error code's "Authorization".)
+  EXPECT_EQ(put.error().message.find(test::Swift::kSecret), std::string::npos) << put.error().message;
+  EXPECT_EQ(put.error().message.find("Signature="), std::string::npos) << put.error().message;
+  EXPECT_EQ(put.error().message.find("Credential="), std::string::npos) << put.error().message;
+}
+
+// Bytes changed between the client and Swift: the body no longer matches
+// the signed x-amz-content-sha256, and Swift refuses to store it.
+TEST(Swift, CorruptedRequestPayloadIsRejected) {
+  auto* swift = swift_or_fail();
+  ASSERT_NE(swift, nullptr);
+  test::CorruptingProxy proxy(swift->port(), "<<corrupt me>>", "<<corrupted!>>");
+  const std::string proxied_url = "s3://" + std::string(test::Swift::kKeyIdInUrl) + ":" + test::Swift::kSecretInUrl +
+                                  "@us-east-1/" + test::Swift::kBucket + "?endpoint=" + proxy.endpoint();
+  auto through_proxy = open_url(proxied_url);
+  auto direct = open_url(swift->url());
+  ASSERT_TRUE(through_proxy && direct);
+
+  const std::string key = unique_key("corrupt/payload");
+  const std::string body = std::string(100'000, 'a') + "<<corrupt me>>" + std::string(100'000, 'z');
+  auto put = through_proxy->put(key, body);
+  ASSERT_FALSE(put) << "Swift stored a body that does not match its signed SHA-256";
+  EXPECT_GE(proxy.replacements(), 1u);
+  EXPECT_EQ(put.error().code, errc::storage_failed) << put.error().message;
+  EXPECT_NE(put.error().message.find("PUT " + key + ": HTTP 400 BadDigest"), std::string::npos) << put.error().message;
+  expect_clean(put.error());
+  auto stored = direct->get(key);
+  ASSERT_TRUE(stored) << stored.error().message;
+  EXPECT_FALSE(stored->has_value()) << "a corrupted PUT left an object";
+
+  // The same relay passes bytes it does not change.
+  const std::string clean_key = unique_key("corrupt/clean");
+  const std::string clean = std::string(1000, 'c');
+  ASSERT_TRUE(through_proxy->put(clean_key, clean));
+  EXPECT_EQ(direct->get(clean_key).value().value(), clean);
+  ASSERT_TRUE(direct->remove(clean_key));
+}
+
+// Bytes changed between Swift and the client: the ETag (the MD5 of the
+// object) no longer matches, and the client reports corruption instead of
+// returning them.
+TEST(Swift, CorruptedResponseIsDetected) {
+  auto* swift = swift_or_fail();
+  ASSERT_NE(swift, nullptr);
+  test::CorruptingProxy proxy(swift->port(), "<<corrupt me>>", "<<corrupted!>>");
+  auto through_proxy = open_url("s3://" + std::string(test::Swift::kKeyIdInUrl) + ":" + test::Swift::kSecretInUrl +
+                                "@us-east-1/" + test::Swift::kBucket + "?endpoint=" + proxy.endpoint());
+  auto direct = open_url(swift->url());
+  ASSERT_TRUE(through_proxy && direct);
+  const std::string key = unique_key("corrupt/response");
+  const std::string body = "before <<corrupt me>> after";
+  ASSERT_TRUE(direct->put(key, body));
+  auto got = through_proxy->get(key);
+  ASSERT_FALSE(got) << "returned corrupted bytes: " << got->value_or("<none>");
+  EXPECT_EQ(got.error().code, errc::corruption) << got.error().message;
+  EXPECT_NE(got.error().message.find("do not match the ETag"), std::string::npos) << got.error().message;
+  expect_clean(got.error());
+  EXPECT_GE(proxy.replacements(), 1u);
+  EXPECT_EQ(direct->get(key).value().value(), body);
+  ASSERT_TRUE(direct->remove(key));
 }
 
 }  // namespace
