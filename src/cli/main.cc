@@ -68,7 +68,7 @@ std::string offset_of(const std::string& body) {
 }
 
 int append_from_file(const std::string& command, cli::Client& client, const StreamName& stream,
-                     const std::string& file) {
+                     const std::string& file, std::size_t batch_lines) {
   std::ifstream in_file;
   std::istream* in = &std::cin;
   if (file != "-") {
@@ -101,7 +101,7 @@ int append_from_file(const std::string& command, cli::Client& client, const Stre
       die(command, fmt::format("{}: {} ({} lines before it were appended)", file, ok.error().message, total));
     }
     batch.push_back(line);
-    if (batch.size() == 1000) flush();
+    if (batch.size() == batch_lines) flush();
   }
   flush();
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -206,9 +206,13 @@ int main(int argc, char** argv) {
   append->add_option("LINE", line)->required();
   client_options(append);
   auto* from_file = app.add_subcommand("stream-appendfromfile",
-                                       "import a file (or - for stdin), one line per event, in batches of 1000");
+                                       "import a file (or - for stdin), one line per event, in batches");
   from_file->add_option("STREAM", stream_text)->required();
   from_file->add_option("FILE", file)->required();
+  std::size_t batch_lines = 1000;
+  from_file->add_option("--batch", batch_lines, "lines per append request (one durable commit each)")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{100000}))
+      ->capture_default_str();
   client_options(from_file);
   auto* subscribe = app.add_subcommand("stream-subscribe", "subscribe a subscription stream to a stream");
   subscribe->add_option("STREAM", stream_text)->required();
@@ -276,7 +280,7 @@ int main(int argc, char** argv) {
   if (from_file->parsed()) {
     const auto name = stream_arg("stream-appendfromfile", stream_text);
     auto client = connect("stream-appendfromfile", flags);
-    return append_from_file("stream-appendfromfile", client, name, file);
+    return append_from_file("stream-appendfromfile", client, name, file, batch_lines);
   }
   if (subscribe->parsed() || unsubscribe->parsed()) {
     const std::string cmd = subscribe->parsed() ? "stream-subscribe" : "stream-unsubscribe";
