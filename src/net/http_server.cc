@@ -10,7 +10,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -60,9 +60,9 @@ HttpResponse error_response(int status, std::string_view code, std::string_view 
 }
 
 // Waits for the handler's answer, which may come from any thread: the
-// answer is posted to this coroutine's strand, stored, and wakes the
-// coroutine by cancelling a timer it waits on. (The post can only run once
-// the coroutine is suspended in async_wait, since both use the strand.)
+// answer is posted to this coroutine's executor (one thread), stored, and
+// wakes the coroutine by cancelling a timer it waits on. (The post can only
+// run once the coroutine is suspended in async_wait, on the same thread.)
 // An answer given on this thread before the handler returns (an error, a
 // live read, an append the handler committed itself) is taken directly.
 asio::awaitable<HttpResponse> call_handler(const Handler& handler, HttpRequest req) {
@@ -94,10 +94,27 @@ asio::awaitable<HttpResponse> call_handler(const Handler& handler, HttpRequest r
 
 }  // namespace
 
+// One io_context per I/O thread, each connection on one of them (round
+// robin): a connection's reads, handler, answer and writes stay on one
+// thread, with no hand-offs between the threads of a shared context.
+struct IoThreads {
+  explicit IoThreads(int n) {
+    for (int i = 0; i < std::max(1, n); ++i) {
+      contexts.push_back(std::make_unique<asio::io_context>(1));
+      guards.emplace_back(asio::make_work_guard(*contexts.back()));
+    }
+  }
+  asio::io_context& next() { return *contexts[turn++ % contexts.size()]; }
+  std::vector<std::unique_ptr<asio::io_context>> contexts;
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
+  std::size_t turn = 0;  // used by the accept loop only
+};
+
 struct HttpServer::Impl {
   HttpServerOptions options;
   Handler handler;
-  asio::io_context io{options.threads};
+  IoThreads ios{options.threads};
+  asio::io_context& io = *ios.contexts.front();  // the acceptor's
   ssl::context tls{ssl::context::tls_server};
   tcp::acceptor acceptor{io};
   std::vector<std::thread> threads;
@@ -130,7 +147,7 @@ struct HttpServer::Impl {
 
   asio::awaitable<void> accept_loop() {
     for (;;) {
-      auto [ec, socket] = co_await acceptor.async_accept(asio::make_strand(io), kTuple);
+      auto [ec, socket] = co_await acceptor.async_accept(ios.next(), kTuple);
       if (ec) {
         if (ec == asio::error::operation_aborted || stopping) co_return;
         // Out of file descriptors (or another transient error): keep
@@ -290,8 +307,8 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(HttpServerOptions options,
   if (auto r = impl->listen(); !r) return r.error();
   Impl* p = impl.get();
   asio::co_spawn(p->io, p->accept_loop(), asio::detached);
-  for (int i = 0; i < std::max(1, p->options.threads); ++i) {
-    p->threads.emplace_back([p] { p->io.run(); });
+  for (auto& ctx : p->ios.contexts) {
+    p->threads.emplace_back([c = ctx.get()] { c->run(); });
   }
   return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
 }
@@ -314,7 +331,7 @@ void HttpServer::stop(std::chrono::milliseconds grace) {
   while (impl_->in_flight.load() > 0 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-  impl_->io.stop();
+  for (auto& ctx : impl_->ios.contexts) ctx->stop();
   for (auto& t : impl_->threads) t.join();
   impl_->threads.clear();
 }

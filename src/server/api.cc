@@ -6,7 +6,9 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <atomic>
 #include <chrono>
+#include <memory>
 
 namespace horizon::server {
 
@@ -65,7 +67,14 @@ ApiMetrics::ApiMetrics(metrics::Registry& r)
                                  metrics::latency_buckets())) {}
 
 net::Handler make_api_handler(writer::Engine& engine, std::string token, ApiMetrics& m, bool lead_commits) {
-  return [&engine, token = std::move(token), &m, lead_commits](HttpRequest req, Responder respond) {
+  // Appends between parse and answer. An append with nothing else in flight
+  // while appends come one at a time (the last group commit held one) is
+  // committed on its I/O thread: no hand-off to the commit thread and back.
+  // Under load the commit thread gathers the group while the I/O threads
+  // keep reading the other connections.
+  auto appends_in_flight = std::make_shared<std::atomic<int>>(0);
+  return [&engine, token = std::move(token), &m, lead_commits, appends_in_flight](HttpRequest req,
+                                                                                   Responder respond) {
     const std::string path = req.path();
     auto reply = [&m, path, respond](HttpResponse r) {
       m.requests.with({path, std::to_string(r.status)}).inc();
@@ -108,7 +117,9 @@ net::Handler make_api_handler(writer::Engine& engine, std::string token, ApiMetr
       if (!r) return reply(error(r.error()));
       const auto started = std::chrono::steady_clock::now();
       const auto lines = r->lines.size();
-      auto done = [reply, started, lines, &m](Result<writer::AppendOutcome> d) {
+      const int others = appends_in_flight->fetch_add(1);
+      auto done = [reply, started, lines, &m, appends_in_flight](Result<writer::AppendOutcome> d) {
+        appends_in_flight->fetch_sub(1);
         if (!d) return reply(error(d.error()));
         if (d->conflict) return reply(json(409, wire::conflict_body(d->offset)));
         m.append_ops.inc();
@@ -116,7 +127,9 @@ net::Handler make_api_handler(writer::Engine& engine, std::string token, ApiMetr
         m.append_latency.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
         reply(json(201, wire::to_json(wire::AppendResponse{d->offset})));
       };
-      if (!lead_commits) return engine.append(std::move(*r), std::move(done));
+      if (!lead_commits || others > 0 || engine.last_group_size() > 1) {
+        return engine.append(std::move(*r), std::move(done));
+      }
       return engine.submit_and_lead([&] { engine.append(std::move(*r), std::move(done)); });
     }
     if (path == "/writer/subscribe" || path == "/writer/unsubscribe") {

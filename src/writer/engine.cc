@@ -812,6 +812,7 @@ bool Engine::commit_batch_locked() {
     std::lock_guard lock(stats_mu_);
     ++stats_.commits;
     stats_.requests += batch.size();
+    last_group_size_.store(batch.size(), std::memory_order_relaxed);
     for (const auto& p : batch) stats_.lines += p->app_lines;
     stats_.wal_bytes += record_buf_.size();
   }

@@ -121,6 +121,9 @@ class Engine {
   // commit thread takes the request as usual. The caller's thread blocks
   // for one group commit (one fdatasync) at most.
   void submit_and_lead(const std::function<void()>& submit);
+  // Requests in the last group commit: 1 means appends come one at a time
+  // (a caller may then prefer submit_and_lead).
+  std::size_t last_group_size() const { return last_group_size_.load(std::memory_order_relaxed); }
   // Idempotent. Errors: stream_not_found, subscription_not_found,
   // not_a_subscription, subscription_loop, storage_failed, disk_full.
   void subscribe(const StreamName& stream, const StreamName& subscription, DoneCallback done);
@@ -236,6 +239,7 @@ class Engine {
   std::uint64_t segment_no_ = 0;
   std::uint64_t segment_size_ = 0;
   std::uint64_t segment_reserved_ = 0;  // the segment file is zero-filled up to here
+  std::atomic<std::size_t> last_group_size_{0};
   std::vector<std::pair<std::uint64_t, std::uint64_t>> touched_chunks_;  // since the last checkpoint
   std::string record_buf_;
 
