@@ -12,12 +12,10 @@ Result<void> validate_line_content(std::string_view content, std::size_t index) 
     return Error::make(errc::line_too_long,
                        fmt::format("line {} has {} bytes, at most {} allowed", index, content.size(), kMaxLineBytes));
   }
-  for (std::size_t i = 0; i < content.size(); ++i) {
+  if (const std::size_t i = find_line_break_or_nul(content); i != std::string_view::npos) {
     const char c = content[i];
-    if (c == '\n' || c == '\r' || c == '\0') {
-      const char* what = c == '\n' ? "a newline (\\n)" : c == '\r' ? "a carriage return (\\r)" : "a NUL byte";
-      return Error::make(errc::invalid_line, fmt::format("line {} contains {} at byte {}", index, what, i));
-    }
+    const char* what = c == '\n' ? "a newline (\\n)" : c == '\r' ? "a carriage return (\\r)" : "a NUL byte";
+    return Error::make(errc::invalid_line, fmt::format("line {} contains {} at byte {}", index, what, i));
   }
   if (auto bad = find_invalid_utf8(content)) {
     return Error::make(errc::invalid_line, fmt::format("line {} is not valid UTF-8 (at byte {})", index, *bad));

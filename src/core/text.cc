@@ -2,7 +2,44 @@
 
 #include <fmt/format.h>
 
+#include <cstdint>
+#include <cstring>
+
 namespace horizon {
+
+std::size_t ascii_prefix(std::string_view s, std::size_t from) {
+  std::size_t i = from;
+  while (i + 8 <= s.size()) {
+    std::uint64_t w;
+    std::memcpy(&w, s.data() + i, 8);
+    if ((w & 0x8080808080808080ull) != 0) break;
+    i += 8;
+  }
+  while (i < s.size() && static_cast<unsigned char>(s[i]) < 0x80) ++i;
+  return i;
+}
+
+namespace {
+// Non-zero iff some byte of `w` is zero (exact: no false positives).
+constexpr std::uint64_t has_zero_byte(std::uint64_t w) {
+  return (w - 0x0101010101010101ull) & ~w & 0x8080808080808080ull;
+}
+}  // namespace
+
+std::size_t find_line_break_or_nul(std::string_view s) {
+  constexpr std::uint64_t kLf = 0x0a0a0a0a0a0a0a0aull, kCr = 0x0d0d0d0d0d0d0d0dull;
+  std::size_t i = 0;
+  while (i + 8 <= s.size()) {
+    std::uint64_t w;
+    std::memcpy(&w, s.data() + i, 8);
+    if ((has_zero_byte(w) | has_zero_byte(w ^ kLf) | has_zero_byte(w ^ kCr)) != 0) break;
+    i += 8;
+  }
+  for (; i < s.size(); ++i) {
+    if (s[i] == '\n' || s[i] == '\r' || s[i] == '\0') return i;
+  }
+  return std::string_view::npos;
+}
 
 std::optional<std::size_t> find_invalid_utf8(std::string_view s) {
   const auto* p = reinterpret_cast<const unsigned char*>(s.data());
@@ -11,7 +48,7 @@ std::optional<std::size_t> find_invalid_utf8(std::string_view s) {
   while (i < n) {
     const unsigned c = p[i];
     if (c < 0x80) {
-      ++i;
+      i = ascii_prefix(s, i);  // most event text is ASCII: 8 bytes a step
       continue;
     }
     std::size_t len;

@@ -18,6 +18,12 @@ std::optional<std::size_t> find_invalid_utf8(std::string_view s);
 
 inline bool is_valid_utf8(std::string_view s) { return !find_invalid_utf8(s).has_value(); }
 
+// The end of the run of ASCII bytes (< 0x80) starting at `from`.
+std::size_t ascii_prefix(std::string_view s, std::size_t from);
+
+// The index of the first '\n', '\r' or NUL byte in `s`, or npos.
+std::size_t find_line_break_or_nul(std::string_view s);
+
 // At most `max_bytes` of `s` with every byte outside printable ASCII, '"'
 // and '\\' shown as \xNN, and "..." when cut. Safe to embed in messages.
 std::string printable_excerpt(std::string_view s, std::size_t max_bytes = 80);

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
 #include <string>
 
 namespace horizon {
@@ -71,6 +72,35 @@ TEST(Utf8, NamedCases) {
   EXPECT_EQ(find_invalid_utf8("\xF4\x90\x80\x80"), 0u);  // U+110000
   EXPECT_EQ(find_invalid_utf8("x\xE2\x82"), 1u);       // truncated
   EXPECT_EQ(find_invalid_utf8("\x80"), 0u);            // lone continuation
+}
+
+// The word-at-a-time fast paths agree with byte-by-byte scans on strings
+// that are mostly ASCII with a few special bytes at every alignment.
+TEST(Utf8, FastPathsMatchByteByByteScans) {
+  std::mt19937_64 rng(99);
+  const unsigned char specials[] = {0x00, 0x0a, 0x0d, 0x80, 0xc3, 0xa9, 0xe2, 0x82, 0xac, 0xf0, 0x9d, 0xff, 0x7f, 0x09};
+  std::size_t mismatches = 0, cases = 0;
+  for (int round = 0; round < 200000; ++round) {
+    std::string s(rng() % 40, 'a');
+    for (auto& c : s) c = static_cast<char>(0x20 + rng() % 0x5f);
+    const int k = static_cast<int>(rng() % 3);
+    for (int j = 0; j < k && !s.empty(); ++j) s[rng() % s.size()] = static_cast<char>(specials[rng() % sizeof specials]);
+    ++cases;
+    const auto* b = reinterpret_cast<const unsigned char*>(s.data());
+    if (is_valid_utf8(s) != reference_valid(b, s.size())) ++mismatches;
+    std::size_t brk = std::string_view::npos;
+    for (std::size_t i = 0; i < s.size(); ++i) {
+      if (s[i] == '\n' || s[i] == '\r' || s[i] == '\0') {
+        brk = i;
+        break;
+      }
+    }
+    if (find_line_break_or_nul(s) != brk) ++mismatches;
+    std::size_t ascii = 0;
+    while (ascii < s.size() && b[ascii] < 0x80) ++ascii;
+    if (ascii_prefix(s, 0) != ascii) ++mismatches;
+  }
+  EXPECT_EQ(mismatches, 0u) << "of " << cases;
 }
 
 TEST(PrintableExcerpt, EscapesAndCuts) {
