@@ -11,11 +11,12 @@ namespace horizon::detail {
 
 namespace json = boost::json;
 
-Result<json::object> parse_object(std::string_view text, std::string_view context, errc code) {
+Result<json::object> parse_object(std::string_view text, std::string_view context, errc code,
+                                  json::storage_ptr storage) {
   boost::system::error_code ec;
   json::parse_options opts;
   opts.max_depth = 64;
-  json::value v = json::parse(text, ec, {}, opts);
+  json::value v = json::parse(text, ec, std::move(storage), opts);
   if (ec) {
     return Error::make(code, fmt::format("{}: not valid JSON ({})", context, ec.message()));
   }

@@ -6,6 +6,7 @@
 
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
+#include <boost/json/storage_ptr.hpp>
 #include <boost/json/value.hpp>
 
 #include <cstdint>
@@ -18,7 +19,10 @@ namespace horizon::detail {
 
 // Parses `text` as one JSON object; anything else (including trailing data,
 // invalid UTF-8 or nesting deeper than 64) is an error of code `code`.
-[[nodiscard]] Result<boost::json::object> parse_object(std::string_view text, std::string_view context, errc code);
+// `storage`: where the parsed values live (default: the heap); a caller
+// may pass a monotonic resource that outlives the returned object.
+[[nodiscard]] Result<boost::json::object> parse_object(std::string_view text, std::string_view context, errc code,
+                                                       boost::json::storage_ptr storage = {});
 
 // Reads the fields of one object, remembering which were read so that
 // `finish` can reject unknown ones.
