@@ -19,6 +19,9 @@ struct WriterOptions {
   std::string advertise = "127.0.0.1";
   std::uint64_t chunk_size = 8u << 20;
   double activity_interval_seconds = 5.0;  // SPEC §7
+  // Cap of the shipper's retry backoff while the store fails (exponential
+  // from 0.2 s with full jitter); small values are for tests.
+  double ship_backoff_max_seconds = 60.0;
 };
 
 // $HORIZON_DATA, else $HOME/.local/share/event-horizon, else ./horizon-data.
