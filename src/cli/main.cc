@@ -195,6 +195,10 @@ int main(int argc, char** argv) {
                      "free; fewer thread hand-offs) or \"thread\" (always the commit thread)")
       ->check(CLI::IsMember({"io", "thread"}))
       ->capture_default_str();
+  writer->add_option("--ship-backoff-max", wo.ship_backoff_max_seconds,
+                     "cap in seconds of the wait between attempts to ship sealed chunks while the store fails "
+                     "(exponential from 0.2 s, full jitter)")
+      ->capture_default_str();
 
   std::string stream_text, line, file, cursor_text, sub_text;
   std::int64_t count = 0;

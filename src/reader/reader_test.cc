@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <functional>
 
 namespace horizon::reader {
 namespace {
@@ -245,6 +246,52 @@ TEST(Shipper, RetriesWhileTheStoreIsDownAndVerifiesBeforeFreeing) {
   EXPECT_TRUE(w.engine->read(Cursor::parse("/s:0:0").value(), 1));  // still held locally
   w.store->corrupt_gets = false;
   ASSERT_TRUE(shipper.ship_pending());
+  EXPECT_TRUE(w.engine->ship_queue().empty());
+}
+
+// Calls `on_put` before every put (from the caller's thread).
+class HookedStore final : public store::ObjectStore {
+ public:
+  HookedStore(store::ObjectStore& inner, std::function<void()> on_put) : inner_(inner), on_put_(std::move(on_put)) {}
+  Result<void> put(const std::string& key, std::string_view bytes) override {
+    on_put_();
+    return inner_.put(key, bytes);
+  }
+  Result<std::optional<std::string>> get(const std::string& key) override { return inner_.get(key); }
+  Result<void> remove(const std::string& key) override { return inner_.remove(key); }
+  std::string describe() const override { return "hooked(" + inner_.describe() + ")"; }
+
+ private:
+  store::ObjectStore& inner_;
+  std::function<void()> on_put_;
+};
+
+// Issue 6 (found while writing tests/e2e/shipping_faults.sh): a
+// stop() during a backlog used to wait until the whole backlog was shipped
+// (ship_pending went through the queue without looking at stop), so a
+// Writer's SIGTERM after an outage, with a slow store, took minutes.
+TEST(Shipper, Issue6StopWaitsForTheChunkInFlightNotTheBacklog) {
+  World w;
+  ASSERT_TRUE(w.engine->create_stream_sync(sn("/s")));
+  w.fill(200);
+  const std::size_t queued = w.engine->ship_queue().size();
+  ASSERT_GE(queued, 5u);
+  std::unique_ptr<server::Shipper> shipper;
+  int puts = 0;
+  HookedStore hooked(*w.store, [&] {
+    if (++puts == 1) shipper->stop();  // SIGTERM while the first chunk is being uploaded
+  });
+  shipper = std::make_unique<server::Shipper>(*w.engine, hooked, w.key, server::ShipperOptions{}, nullptr);
+  auto shipped = shipper->ship_pending();
+  ASSERT_TRUE(shipped) << shipped.error().message;
+  EXPECT_EQ(*shipped, 1u);  // the chunk in flight is finished (verified, marked), nothing more
+  EXPECT_EQ(puts, 1);
+  EXPECT_EQ(w.engine->ship_queue().size(), queued - 1);
+  // The next start ships the rest.
+  server::Shipper next(*w.engine, *w.store, w.key, {}, nullptr);
+  auto rest = next.ship_pending();
+  ASSERT_TRUE(rest) << rest.error().message;
+  EXPECT_EQ(*rest, queued - 1);
   EXPECT_TRUE(w.engine->ship_queue().empty());
 }
 

@@ -54,6 +54,7 @@ Result<void> Shipper::ship_one(const writer::ShipJob& job) {
 Result<std::size_t> Shipper::ship_pending() {
   std::size_t n = 0;
   for (const auto& job : engine_.ship_queue()) {
+    if (stopping_.load()) break;  // shutdown: the rest is shipped after the next start
     if (auto r = ship_one(job); !r) {
       if (metrics_ != nullptr) metrics_->failures.inc();
       return Error::make(r.error().code, fmt::format("shipping chunk {} of {}: {}", job.chunk_no, job.stream.str(),
@@ -98,7 +99,7 @@ void Shipper::loop() {
       }
     }
     std::unique_lock lock(mu_);
-    if (cv_.wait_for(lock, wait, [this] { return stopping_; })) return;
+    if (cv_.wait_for(lock, wait, [this] { return stopping_.load(); })) return;
   }
 }
 

@@ -50,10 +50,13 @@ class Shipper {
   Shipper(const Shipper&) = delete;
   Shipper& operator=(const Shipper&) = delete;
 
-  // Ships everything queued now; stops at the first failure. Returns how
-  // many chunks were shipped.
+  // Ships everything queued now; stops at the first failure, and after the
+  // chunk in flight once stop() was called (the rest stays queued for the
+  // next start). Returns how many chunks were shipped.
   [[nodiscard]] Result<std::size_t> ship_pending();
   void start();
+  // Waits for the chunk in flight (bounded by the store's timeouts), not for
+  // the backlog.
   void stop();
   // Consecutive failures so far (0 when the last attempt succeeded).
   std::uint64_t failure_streak() const { return streak_.load(); }
@@ -70,7 +73,7 @@ class Shipper {
   std::atomic<std::uint64_t> streak_{0};
   std::mutex mu_;
   std::condition_variable cv_;
-  bool stopping_ = false;  // guarded by mu_
+  std::atomic<bool> stopping_{false};  // written under mu_ (for cv_), read anywhere
   std::thread thread_;
 };
 

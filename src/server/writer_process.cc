@@ -109,6 +109,9 @@ int run_writer(WriterOptions o) {
   if (!(o.activity_interval_seconds >= 0.01 && o.activity_interval_seconds <= 3600)) {
     return fail(fmt::format("--activity-interval {} must be between 0.01 and 3600 seconds", o.activity_interval_seconds));
   }
+  if (!(o.ship_backoff_max_seconds >= 0.2 && o.ship_backoff_max_seconds <= 3600)) {
+    return fail(fmt::format("--ship-backoff-max {} must be between 0.2 and 3600 seconds", o.ship_backoff_max_seconds));
+  }
   if (o.chunk_size < 1024) return fail(fmt::format("--chunk-size {} is below the minimum of 1024 bytes", o.chunk_size));
 
   auto lock = wal::DirLock::acquire(o.data_dir);
@@ -151,7 +154,10 @@ int run_writer(WriterOptions o) {
   auto master_key = codec::MasterKey::parse_hex(identity->master_key);
   if (!master_key) return fail("the data directory's HORIZON_KEY is not usable: " + master_key.error().message);
   ShipperMetrics shipper_metrics(registry);
-  Shipper shipper(**engine, **store, *master_key, ShipperOptions{}, &shipper_metrics);
+  ShipperOptions shipper_options;
+  shipper_options.backoff_max =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::duration<double>(o.ship_backoff_max_seconds));
+  Shipper shipper(**engine, **store, *master_key, shipper_options, &shipper_metrics);
   shipper.start();
 
   pubsub::ServerOptions ps;

@@ -22,6 +22,9 @@ struct WriterOptions {
   // "io": an API thread commits the queue itself when the WAL is free
   // (Engine::submit_and_lead); "thread": every commit on the commit thread.
   std::string commit_on = "io";
+  // Cap of the shipper's retry backoff while the store fails (exponential
+  // from 0.2 s with full jitter); small values are for tests.
+  double ship_backoff_max_seconds = 60.0;
 };
 
 // $HORIZON_DATA, else $HOME/.local/share/event-horizon, else ./horizon-data.
