@@ -55,8 +55,8 @@ struct EngineOptions {
   std::uint64_t max_batch_bytes = 32u << 20;     // cap on one group commit
   // The WAL segment is zero-filled this far ahead of its records (0: off).
   // A commit then overwrites blocks that are already allocated and synced,
-  // so its fdatasync flushes the data alone, without a journal commit for a
-  // new file size and extent (about 25 % less time per sync on ext4 here).
+  // so its fdatasync flushes the data alone, without a metadata update for
+  // a new file size and extent (about 25 % less time per sync on ext4 here).
   std::uint64_t wal_reserve_bytes = 1u << 20;
   std::size_t max_open_files = 256;              // LRU of open chunk files
   bool background = true;                        // commit thread; false: the caller drives step()
