@@ -223,6 +223,12 @@ struct HttpServer::Impl {
   template <class Stream>
   asio::awaitable<void> serve(Stream& stream) {
     beast::flat_buffer buffer;
+    std::string remote;  // the peer's address, once per connection (a syscall)
+    {
+      boost::system::error_code rec;
+      auto ep = beast::get_lowest_layer(stream).socket().remote_endpoint(rec);
+      if (!rec) remote = ep.address().to_string();
+    }
     for (;;) {
       if (stopping) co_return;
       http::request_parser<http::string_body> parser;
@@ -284,9 +290,7 @@ struct HttpServer::Impl {
       req.target = std::string(msg.target());
       for (const auto& f : msg) req.headers.emplace_back(lower(f.name_string()), std::string(f.value()));
       req.body = std::move(msg.body());
-      boost::system::error_code rec;
-      auto remote = beast::get_lowest_layer(stream).socket().remote_endpoint(rec);
-      if (!rec) req.remote = remote.address().to_string();
+      req.remote = remote;
       const bool keep_alive = msg.keep_alive();
       const unsigned version = msg.version();
       ++in_flight;

@@ -198,6 +198,17 @@ Result<void> Engine::start_segment(std::uint64_t segment_no) {
   return {};
 }
 
+Result<void> Engine::write_chunk(std::uint64_t stream_id, std::uint64_t chunk_no, std::uint64_t offset,
+                                 std::string_view bytes) {
+  auto f = files_->get(stream_id, chunk_no, true);
+  if (!f) return f.error();
+  if (auto r = (*f)->pwrite(bytes, offset); !r) return r;
+  if (auto r = failpoint::hit("chunk.after_write"); !r) return r;
+  const std::pair<std::uint64_t, std::uint64_t> key{stream_id, chunk_no};
+  if (touched_chunks_.empty() || touched_chunks_.back() != key) touched_chunks_.push_back(key);
+  return {};
+}
+
 // Keeps the segment file zero-filled well past `end` (the end of the record
 // about to be written), in steps of wal_reserve_bytes, so that most commits
 // overwrite blocks an earlier fdatasync already allocated. The zeros go to
@@ -729,22 +740,43 @@ bool Engine::commit_batch_locked() {
 
   // The chunk files first (page cache; nothing reads past a committed end),
   // so that a chunk file that cannot grow fails the batch before the WAL
-  // makes it durable, instead of after.
-  for (const auto& p : batch) {
-    for (const auto& op : p->ops) {
-      const auto* w = std::get_if<OpChunkWrite>(&op);
-      if (w == nullptr) continue;
-      auto f = files_->get(w->stream_id, w->chunk_no, true);
-      Result<void> r = f ? (*f)->pwrite(w->bytes, w->offset) : Result<void>(f.error());
-      if (!r && r.error().code == errc::disk_full) return give_back(r.error());
-      if (r) r = failpoint::hit("chunk.after_write");
-      if (!r) {
-        latch(r.error());
-        fail_all(*failure());
-        return true;
+  // makes it durable, instead of after. Consecutive writes that continue
+  // each other in one chunk (a group of appends to one stream) go out as
+  // one pwrite.
+  {
+    const OpChunkWrite* run = nullptr;  // first write of the pending run
+    std::uint64_t run_len = 0;
+    std::string joined;  // the run's bytes once it has more than one write
+    auto flush_run = [&]() -> Result<void> {
+      if (run == nullptr) return {};
+      auto r = write_chunk(run->stream_id, run->chunk_no, run->offset, joined.empty() ? run->bytes : joined);
+      run = nullptr;
+      joined.clear();
+      return r;
+    };
+    Result<void> r;
+    for (const auto& p : batch) {
+      for (const auto& op : p->ops) {
+        const auto* w = std::get_if<OpChunkWrite>(&op);
+        if (w == nullptr || !r) continue;
+        if (run != nullptr && w->stream_id == run->stream_id && w->chunk_no == run->chunk_no &&
+            w->offset == run->offset + run_len) {
+          if (joined.empty()) joined = run->bytes;
+          joined += w->bytes;
+          run_len += w->bytes.size();
+          continue;
+        }
+        r = flush_run();
+        run = w;
+        run_len = w->bytes.size();
       }
-      const std::pair<std::uint64_t, std::uint64_t> key{w->stream_id, w->chunk_no};
-      if (touched_chunks_.empty() || touched_chunks_.back() != key) touched_chunks_.push_back(key);
+    }
+    if (r) r = flush_run();
+    if (!r) {
+      if (r.error().code == errc::disk_full) return give_back(r.error());
+      latch(r.error());
+      fail_all(*failure());
+      return true;
     }
   }
 

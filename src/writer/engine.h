@@ -191,6 +191,8 @@ class Engine {
   Result<void> recover();
   Result<void> start_segment(std::uint64_t segment_no);
   Result<void> reserve_segment(wal::File& f, std::uint64_t end);
+  Result<void> write_chunk(std::uint64_t stream_id, std::uint64_t chunk_no, std::uint64_t offset,
+                           std::string_view bytes);
   void enqueue(std::unique_ptr<Pending> p);
   void fail_now(std::unique_ptr<Pending> p, const Error& e);
   // Sequencer prologue (mu_ held by `lock`): false, after answering `p`
