@@ -9,6 +9,7 @@
 #   BENCH_DIR=DIR     parent of the temporary data directories (default /tmp)
 #   HORIZON=PATH      the horizon binary (default build/horizon)
 #   WRITER_ARGS=...   extra flags for the Writer (e.g. "--commit-on thread")
+#   REDIS_TLS=1       Redis over TLS (like-for-like with the Writer's HTTPS)
 #
 # For {1, 16, 64} connections x {1, 10, 100} lines of 120 bytes per request:
 #   Event Horizon: a fresh Writer (default flags: every append is fdatasync'ed,
@@ -30,7 +31,7 @@ while (($#)); do
   case $1 in
     --seconds) SECONDS_PER=$2; shift 2 ;;
     --dir) PARENT=$2; shift 2 ;;
-    -h | --help) sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "http_bench: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -78,7 +79,7 @@ stop_writer() {
 }
 stop_redis() {
   if [ -n "$REDIS_PID" ] && kill -0 "$REDIS_PID" 2>/dev/null; then
-    redis-cli -h 127.0.0.1 -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || kill -TERM "$REDIS_PID" 2>/dev/null || true
+    redis-cli "${REDIS_CLIENT_TLS[@]}" -h 127.0.0.1 -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || kill -TERM "$REDIS_PID" 2>/dev/null || true
     for _ in $(seq 1 100); do kill -0 "$REDIS_PID" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$REDIS_PID" 2>/dev/null || true
     wait "$REDIS_PID" 2>/dev/null || true
@@ -245,22 +246,33 @@ EOF
 }
 
 # --- Redis
+REDIS_CLIENT_TLS=()
+# The clients skip certificate checks: a throwaway self-signed certificate.
+[ "${REDIS_TLS:-0}" = 1 ] && REDIS_CLIENT_TLS=(--tls --insecure)
 start_redis() {
   local dir=$TMP/redis-data
   rm -rf "$dir"
   mkdir -p "$dir"
   REDIS_PORT=$(free_port)
-  redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --protected-mode yes --daemonize no \
+  local listen=(--port "$REDIS_PORT")
+  if [ "${REDIS_TLS:-0}" = 1 ]; then
+    [ -f "$TMP/redis-key.pem" ] || openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+      -keyout "$TMP/redis-key.pem" -out "$TMP/redis-cert.pem" -days 2 -subj /CN=127.0.0.1 2>/dev/null ||
+      die "openssl could not make Redis's TLS certificate"
+    listen=(--port 0 --tls-port "$REDIS_PORT" --tls-cert-file "$TMP/redis-cert.pem" --tls-key-file
+      "$TMP/redis-key.pem" --tls-ca-cert-file "$TMP/redis-cert.pem" --tls-auth-clients no)
+  fi
+  redis-server --bind 127.0.0.1 "${listen[@]}" --protected-mode yes --daemonize no \
     --appendonly yes --appendfsync always --save "" --dir "$dir" --logfile "$TMP/redis.log" &
   REDIS_PID=$!
   for _ in $(seq 1 200); do
-    [ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ] && break
+    [ "$(redis-cli "${REDIS_CLIENT_TLS[@]}" -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ] && break
     kill -0 "$REDIS_PID" 2>/dev/null || { cat "$TMP/redis.log" >&2; die "redis-server exited"; }
     sleep 0.05
   done
   local fsync aof
-  fsync=$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" config get appendfsync | tail -1)
-  aof=$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" config get appendonly | tail -1)
+  fsync=$(redis-cli "${REDIS_CLIENT_TLS[@]}" -h 127.0.0.1 -p "$REDIS_PORT" config get appendfsync | tail -1)
+  aof=$(redis-cli "${REDIS_CLIENT_TLS[@]}" -h 127.0.0.1 -p "$REDIS_PORT" config get appendonly | tail -1)
   if [ "$fsync" != always ] || [ "$aof" != yes ]; then die "redis is not durable: appendonly=$aof appendfsync=$fsync"; fi
   REDIS_FSYNC_CHECKED="appendonly=$aof appendfsync=$fsync"
 }
@@ -268,7 +280,7 @@ start_redis() {
 # redis_bench CONNS PIPELINE REQUESTS -> prints "rps p50 p99" (ms)
 redis_bench() {
   local c=$1 p=$2 n=$3 csv
-  csv=$(timeout $((SECONDS_PER * 4 + 60)) redis-benchmark -h 127.0.0.1 -p "$REDIS_PORT" -c "$c" -n "$n" -P "$p" --csv \
+  csv=$(timeout $((SECONDS_PER * 4 + 60)) redis-benchmark "${REDIS_CLIENT_TLS[@]}" -h 127.0.0.1 -p "$REDIS_PORT" -c "$c" -n "$n" -P "$p" --csv \
     XADD s '*' f "$LINE" 2>"$TMP/rb.err") || { cat "$TMP/rb.err" >&2; die "redis-benchmark failed"; }
   # "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
   tail -1 <<<"$csv" | tr -d '"' | awk -F, '{ print $2, $5, $7 }'
@@ -283,7 +295,7 @@ run_redis() {
   ((probe < 2000)) && probe=2000
   rate=$(redis_bench "$c" "$p" "$probe" | awk '{ print $1 }')
   n=$(awk -v r="$rate" -v s="$SECONDS_PER" -v q=$((c * p)) 'BEGIN { n = int(r * s / q) * q; if (n < q) n = q; print n }')
-  redis-cli -h 127.0.0.1 -p "$REDIS_PORT" del s >/dev/null
+  redis-cli "${REDIS_CLIENT_TLS[@]}" -h 127.0.0.1 -p "$REDIS_PORT" del s >/dev/null
   local res
   cpu0=$(proc_ticks "$REDIS_PID")
   m0=$(machine_ticks)
@@ -297,7 +309,7 @@ run_redis() {
   read -r R_RPS R_P50 R_P99 <<<"$res"
   R_RPS=${R_RPS%.*}
   R_N=$n
-  R_LEN=$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" xlen s)
+  R_LEN=$(redis-cli "${REDIS_CLIENT_TLS[@]}" -h 127.0.0.1 -p "$REDIS_PORT" xlen s)
   [ "$R_LEN" -ge "$n" ] || die "redis stream holds $R_LEN entries after $n XADDs"
   stop_redis
 }
@@ -310,7 +322,7 @@ echo "disk:    $(df -hT "$TMP" | awk 'NR == 2 { print $1 " " $2 ", " $3 " total,
 echo "load:    $(loadavg) at start"
 echo "writer:  horizon writer (default flags)${WRITER_ARGS:+ $WRITER_ARGS}"
 echo "horizon: $HORIZON ($(stat -c '%y' "$HORIZON" | cut -d. -f1))"
-echo "redis:   $(redis-server --version)"
+echo "redis:   $(redis-server --version)$([ "${REDIS_TLS:-0}" = 1 ] && echo ", over TLS (REDIS_TLS=1)")"
 echo "wrk:     $(wrk -v 2>&1 | head -1)"
 echo "request: ${LINE_BYTES}-byte lines; EH body {\"Stream\":\"/bench\",\"Lines\":[...]} over HTTPS keep-alive, wrk threads = min(2, connections);"
 echo "         Redis: XADD s * f <${LINE_BYTES} B> per line, pipeline depth = lines per request, redis-benchmark (1 thread)"
