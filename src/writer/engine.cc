@@ -469,21 +469,25 @@ void Engine::submit_and_lead(const std::function<void()>& submit) {
     } reset;
     submit();
   }
-  std::unique_lock owner(commit_mu_, std::try_to_lock);
-  if (owner.owns_lock()) {
-    try {
-      commit_batch_locked();
-    } catch (const failpoint::SimulatedCrash& c) {
-      latch(Error::make(errc::storage_failed, "simulated crash at " + c.where));
-    }
-    owner.unlock();
-  }
+  (void)commit_if_free();
   bool more = false;
   {
     std::lock_guard lock(mu_);
     more = !queue_.empty();
   }
   if (more) queue_cv_.notify_one();
+}
+
+bool Engine::commit_if_free() {
+  std::unique_lock owner(commit_mu_, std::try_to_lock);
+  if (!owner.owns_lock()) return false;
+  try {
+    commit_batch_locked();
+  } catch (const failpoint::SimulatedCrash& c) {
+    latch(Error::make(errc::storage_failed, "simulated crash at " + c.where));
+    throw;
+  }
+  return true;
 }
 
 void Engine::enqueue(std::unique_ptr<Pending> p) {
@@ -971,16 +975,7 @@ T Engine::run_sync(Submit&& submit) {
   // Leader/follower: commit the queue ourselves while the WAL is free; if
   // someone else holds it, the commit thread takes our request next.
   while (!ready()) {
-    std::unique_lock owner(commit_mu_, std::try_to_lock);
-    if (owner.owns_lock()) {
-      try {
-        commit_batch_locked();
-      } catch (const failpoint::SimulatedCrash& c) {
-        latch(Error::make(errc::storage_failed, "simulated crash at " + c.where));
-        throw;
-      }
-      continue;
-    }
+    if (commit_if_free()) continue;
     queue_cv_.notify_one();
     future.wait();
   }

@@ -191,6 +191,9 @@ class Engine {
   Result<void> recover();
   Result<void> start_segment(std::uint64_t segment_no);
   Result<void> reserve_segment(wal::File& f, std::uint64_t end);
+  // Commits the queue on this thread unless another thread holds the WAL
+  // (then false). A simulated crash latches the engine and propagates.
+  bool commit_if_free();
   Result<void> write_chunk(std::uint64_t stream_id, std::uint64_t chunk_no, std::uint64_t offset,
                            std::string_view bytes);
   void enqueue(std::unique_ptr<Pending> p);
