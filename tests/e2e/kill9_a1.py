@@ -33,6 +33,8 @@ import tempfile
 import threading
 import time
 
+from writer_api_client import Api
+
 SCRIPT_DIR = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_HORIZON = os.path.normpath(os.path.join(SCRIPT_DIR, "..", "..", "build", "horizon"))
 
@@ -163,42 +165,6 @@ class Writer:
 
 
 # ---------------------------------------------------------------------------
-# HTTP
-
-
-class Api:
-    def __init__(self, data):
-        self.token = None
-        with open(os.path.join(data, "client.env")) as f:
-            for line in f:
-                if line.startswith("HORIZON_TOKEN="):
-                    self.token = line.strip().split("=", 1)[1]
-        if not self.token:
-            raise RuntimeError("no HORIZON_TOKEN in client.env")
-        self.ctx = ssl.create_default_context(cafile=os.path.join(data, "ca.pem"))
-        self.ctx.check_hostname = True
-        self.ctx.verify_mode = ssl.CERT_REQUIRED
-        self.headers = {"Authorization": "Bearer " + self.token, "Content-Type": "application/json"}
-
-    def connect(self, addr, timeout=REQUEST_TIMEOUT):
-        conn = http.client.HTTPSConnection(addr[0], addr[1], context=self.ctx, timeout=timeout)
-        try:
-            conn.connect()
-        except BaseException:
-            conn.close()
-            raise
-        return conn
-
-    def post(self, conn, path, obj):
-        conn.request("POST", path, body=json.dumps(obj).encode(), headers=self.headers)
-        resp = conn.getresponse()
-        body = resp.read()
-        if resp.will_close:
-            conn.close()
-        return resp.status, body
-
-
-# ---------------------------------------------------------------------------
 # Clients
 
 
@@ -256,7 +222,7 @@ class Client(threading.Thread):
                     conn.close()
                 conn = None
                 try:
-                    conn = self.api.connect(addr)
+                    conn = self.api.connect(addr, REQUEST_TIMEOUT)
                     conn_addr = addr
                 except (OSError, ssl.SSLError, http.client.HTTPException):
                     self.connect_errors += 1  # nothing was sent: no op to record
@@ -578,7 +544,7 @@ def main():
         writer.start()
         api = Api(data)
         streams = [f"/s{i}" for i in range(NUM_STREAMS)]
-        conn = api.connect(writer.addr)
+        conn = api.connect(writer.addr, REQUEST_TIMEOUT)
         for s in streams:
             status, body = api.post(conn, "/writer/create_stream", {"Name": s})
             if status != 201:

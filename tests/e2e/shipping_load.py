@@ -33,6 +33,8 @@ import sys
 import threading
 import time
 
+from writer_api_client import Api
+
 OK, FAIL, INFO = "ok", "fail", "info"
 REQUEST_TIMEOUT = 10.0
 
@@ -58,32 +60,6 @@ def parse_cursor(text):
 # load
 
 
-class Api:
-    def __init__(self, data, addr):
-        self.token = None
-        with open(os.path.join(data, "client.env")) as f:
-            for line in f:
-                if line.startswith("HORIZON_TOKEN="):
-                    self.token = line.strip().split("=", 1)[1]
-        self.ctx = ssl.create_default_context(cafile=os.path.join(data, "ca.pem"))
-        host, port = addr.rsplit(":", 1)
-        self.addr = (host, int(port))
-        self.headers = {"Authorization": "Bearer " + self.token, "Content-Type": "application/json"}
-
-    def connect(self):
-        conn = http.client.HTTPSConnection(self.addr[0], self.addr[1], context=self.ctx, timeout=REQUEST_TIMEOUT)
-        conn.connect()
-        return conn
-
-    def post(self, conn, path, obj):
-        conn.request("POST", path, body=json.dumps(obj).encode(), headers=self.headers)
-        resp = conn.getresponse()
-        body = resp.read()
-        if resp.will_close:
-            conn.close()
-        return resp.status, body
-
-
 class Phase:
     def __init__(self, path):
         self.path = path
@@ -105,14 +81,14 @@ class Phase:
             return self.value
 
 
-def append_op(api, conn, op):
+def append_op(api, addr, conn, op):
     """Sends op; sets its status/offset/latency (of the request, without a
     connection setup). Returns the connection to keep using (None after an
     error)."""
     t0 = time.monotonic()
     try:
         if conn is None:
-            conn = api.connect()
+            conn = api.connect(addr, REQUEST_TIMEOUT)
             t0 = time.monotonic()
         status, body = api.post(conn, "/writer/append", {"Stream": op["stream"], "Lines": op["lines"]})
     except (OSError, ssl.SSLError, http.client.HTTPException) as e:
@@ -138,7 +114,7 @@ def append_op(api, conn, op):
     return conn if conn.sock is not None else None
 
 
-def client_loop(cid, api, streams, phase, seed, pace, ops, errors):
+def client_loop(cid, api, addr, streams, phase, seed, pace, ops, errors):
     rng = random.Random(f"{seed}/client/{cid}")
     conn = None
     seq = 0
@@ -161,7 +137,7 @@ def client_loop(cid, api, streams, phase, seed, pace, ops, errors):
             op = {"client": cid, "seq": len(ops), "stream": rng.choice(streams), "lines": lines, "phase": p,
                   "status": None, "offset": None, "note": "", "latency_ms": None, "t": round(time.time(), 3)}
             ops.append(op)
-            conn = append_op(api, conn, op)
+            conn = append_op(api, addr, conn, op)
             if op["status"] == INFO:
                 time.sleep(0.05)
             time.sleep(rng.uniform(0.5 * pace, 1.5 * pace))
@@ -172,14 +148,16 @@ def client_loop(cid, api, streams, phase, seed, pace, ops, errors):
 
 
 def cmd_load(args):
-    api = Api(args.data, args.api)
+    api = Api(args.data)
+    host, port = args.api.rsplit(":", 1)
+    addr = (host, int(port))
     streams = args.streams.split(",")
     phase = Phase(args.phase_file)
     phase.poll()
     per_client = [[] for _ in range(args.clients)]
     errors = []
     threads = [threading.Thread(target=client_loop, daemon=True,
-                                args=(c, api, streams, phase, args.seed, args.pace, per_client[c], errors))
+                                args=(c, api, addr, streams, phase, args.seed, args.pace, per_client[c], errors))
                for c in range(args.clients)]
     for t in threads:
         t.start()
@@ -199,7 +177,7 @@ def cmd_load(args):
         op = {"client": -1, "seq": 0, "stream": s, "lines": [text], "phase": "pad", "status": None, "offset": None,
               "note": "", "latency_ms": None}
         for _ in range(5):  # nothing is faulty on the API side: retry only a connection hiccup
-            conn = append_op(api, conn, op)
+            conn = append_op(api, addr, conn, op)
             if op["status"] != INFO:
                 break
             time.sleep(0.2)
