@@ -1,4 +1,5 @@
 #include "pubsub/server.h"
+#include "core/thread_name.h"
 
 #include "core/text.h"
 #include "metrics/metrics.h"
@@ -570,7 +571,10 @@ Result<std::unique_ptr<Server>> Server::start(ServerOptions options, metrics::Re
   asio::co_spawn(p->acceptor.get_executor(), accept_loop(p),
                  [](std::exception_ptr e) { log_exception("the accept loop", e); });
   for (int i = 0; i < std::max(1, p->options.threads); ++i) {
-    p->threads.emplace_back([p] { p->io.run(); });
+    p->threads.emplace_back([p, i] {
+      set_thread_name(fmt::format("eh-pubsub-{}", i));
+      p->io.run();
+    });
   }
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }

@@ -1,4 +1,5 @@
 #include "server/shipper.h"
+#include "core/thread_name.h"
 
 #include "core/store_keys.h"
 #include "wal/failpoint.h"
@@ -66,7 +67,10 @@ Result<std::size_t> Shipper::ship_pending() {
 }
 
 void Shipper::start() {
-  if (!thread_.joinable()) thread_ = std::thread([this] { loop(); });
+  if (!thread_.joinable()) thread_ = std::thread([this] {
+      set_thread_name("eh-ship");
+      loop();
+    });
 }
 
 void Shipper::stop() {

@@ -1,4 +1,5 @@
 #include "server/writer_process.h"
+#include "core/thread_name.h"
 
 #include "metrics/metrics.h"
 #include "net/http_server.h"
@@ -219,6 +220,7 @@ int run_writer(WriterOptions o) {
   const auto interval = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::duration<double>(o.activity_interval_seconds));
   std::thread activity([&] {
+    set_thread_name("eh-activity");
     std::unique_lock guard(activity_mu);
     while (!activity_cv.wait_for(guard, interval, [&] { return activity_stop; })) {
       guard.unlock();

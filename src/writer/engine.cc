@@ -1,4 +1,5 @@
 #include "writer/engine.h"
+#include "core/thread_name.h"
 
 #include "core/meta.h"
 #include "core/raw_line.h"
@@ -157,7 +158,10 @@ Result<std::unique_ptr<Engine>> Engine::open(wal::Fs& fs, EngineOptions options)
   if (engine->report_.commits_replayed >= kCheckpointAfterReplay) {
     if (auto r = engine->checkpoint(); !r && r.error().code != errc::disk_full) return r.error();
   }
-  if (engine->options_.background) engine->thread_ = std::thread([e = engine.get()] { e->commit_loop(); });
+  if (engine->options_.background) engine->thread_ = std::thread([e = engine.get()] {
+      set_thread_name("eh-commit");
+      e->commit_loop();
+    });
   return engine;
 }
 
