@@ -10,6 +10,7 @@
 #   HORIZON=PATH      the horizon binary (default build/horizon)
 #   WRITER_ARGS=...   extra flags for the Writer (e.g. "--commit-on thread")
 #   REDIS_TLS=1       Redis over TLS (like-for-like with the Writer's HTTPS)
+#   BENCH_ONLY="CxL ..." only these configurations (e.g. "1x1 16x100")
 #
 # For {1, 16, 64} connections x {1, 10, 100} lines of 120 bytes per request:
 #   Event Horizon: a fresh Writer (default flags: every append is fdatasync'ed,
@@ -31,7 +32,7 @@ while (($#)); do
   case $1 in
     --seconds) SECONDS_PER=$2; shift 2 ;;
     --dir) PARENT=$2; shift 2 ;;
-    -h | --help) sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "http_bench: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -333,6 +334,7 @@ printf '%-6s %-6s %14s %12s %9s %9s %9s %14s %9s %9s %9s\n' conns lines "EH line
 declare -a NOTES=()
 for c in "${CONNS[@]}"; do
   for n in "${BATCHES[@]}"; do
+    if [ -n "${BENCH_ONLY:-}" ] && ! [[ " $BENCH_ONLY " == *" ${c}x${n} "* ]]; then continue; fi
     start_writer
     run_wrk "$c" "$n"
     stop_writer
