@@ -1,4 +1,5 @@
 #include "net/http_server.h"
+#include "core/thread_name.h"
 
 #include "net/tls.h"
 
@@ -12,6 +13,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
@@ -31,7 +33,17 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 namespace ssl = asio::ssl;
 using tcp = asio::ip::tcp;
-constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
+// Every connection lives on one io_context: concrete executor types instead
+// of any_io_executor (no type-erased executor copies per operation).
+using Executor = asio::io_context::executor_type;
+using Socket = asio::basic_stream_socket<tcp, Executor>;
+using Acceptor = asio::basic_socket_acceptor<tcp, Executor>;
+using TlsStream = ssl::stream<Socket>;
+using Timer = asio::basic_waitable_timer<std::chrono::steady_clock, asio::wait_traits<std::chrono::steady_clock>, Executor>;
+template <class T>
+using Task = asio::awaitable<T, Executor>;
+constexpr auto kTuple = asio::as_tuple(asio::use_awaitable_t<Executor>{});
+using Clock = std::chrono::steady_clock;
 
 std::vector<std::string> HttpRequest::header_values(std::string_view name) const {
   std::vector<std::string> out;
@@ -65,11 +77,11 @@ HttpResponse error_response(int status, std::string_view code, std::string_view 
 // run once the coroutine is suspended in async_wait, on the same thread.)
 // An answer given on this thread before the handler returns (an error, a
 // live read, an append the handler committed itself) is taken directly.
-asio::awaitable<HttpResponse> call_handler(const Handler& handler, HttpRequest req) {
+Task<HttpResponse> call_handler(const Handler& handler, HttpRequest req) {
   auto ex = co_await asio::this_coro::executor;
   struct Pending {
-    explicit Pending(const asio::any_io_executor& e) : wake(e, asio::steady_timer::time_point::max()) {}
-    asio::steady_timer wake;
+    explicit Pending(const Executor& e) : wake(e, Timer::time_point::max()) {}
+    Timer wake;
     std::optional<HttpResponse> answer;
     std::atomic<bool> in_call{true};
     std::thread::id caller = std::this_thread::get_id();
@@ -92,6 +104,108 @@ asio::awaitable<HttpResponse> call_handler(const Handler& handler, HttpRequest r
   co_return std::move(*pending->answer);
 }
 
+// The response head and body in one buffer, written with one call (no
+// per-field allocations of a Beast message). Header names and values come
+// from the handlers, never from the request; a value with CR or LF is
+// dropped rather than split into two headers.
+void render(std::string& out, const HttpResponse& r, unsigned version, bool keep_alive) {
+  out.clear();
+  const auto status = static_cast<http::status>(r.status);
+  fmt::format_to(std::back_inserter(out), "HTTP/{}.{} {} {}\r\nServer: event-horizon\r\n", version / 10, version % 10,
+                 r.status, std::string_view(http::obsolete_reason(status)));
+  auto header = [&out](std::string_view name, std::string_view value) {
+    if (name.find_first_of("\r\n:") != std::string_view::npos || value.find_first_of("\r\n") != std::string_view::npos) {
+      return;
+    }
+    out.append(name).append(": ").append(value).append("\r\n");
+  };
+  header("Content-Type", r.content_type);
+  for (const auto& [k, v] : r.headers) header(k, v);
+  if (r.status >= 200 && r.status != 204 && r.status != 304) {
+    fmt::format_to(std::back_inserter(out), "Content-Length: {}\r\n", r.body.size());
+  }
+  if (version >= 11 && !keep_alive) out += "Connection: close\r\n";
+  if (version < 11 && keep_alive) out += "Connection: keep-alive\r\n";
+  out += "\r\n";
+  out += r.body;
+}
+
+// Connection deadlines of one I/O thread, checked by one timer every tick
+// while connections exist, instead of a timer re-armed for every read and
+// write (which costs a timerfd_settime syscall for most requests). A
+// deadline that passes closes the connection's socket: its pending
+// operation ends with an error and the session sees expired().
+// Single-threaded: used only on its io_context's thread.
+class Watchdog {
+ public:
+  static constexpr std::chrono::milliseconds kTick{100};
+
+  class Watch {
+   public:
+    Watch(Watchdog& dog, Socket& socket) : dog_(dog), socket_(socket) { dog_.add(this); }
+    ~Watch() { dog_.remove(this); }
+    Watch(const Watch&) = delete;
+    Watch& operator=(const Watch&) = delete;
+    void expires_after(std::chrono::milliseconds d) { deadline_ = Clock::now() + d; }
+    void disable() { deadline_ = Clock::time_point::max(); }
+    bool expired() const { return expired_; }
+
+   private:
+    friend class Watchdog;
+    Watchdog& dog_;
+    Socket& socket_;
+    Clock::time_point deadline_ = Clock::time_point::max();
+    bool expired_ = false;
+  };
+
+  explicit Watchdog(asio::io_context& io) : timer_(std::in_place, io.get_executor()) {}
+  // Before the io_context goes: drops the timer (its queued handler is
+  // destroyed with the context, never run).
+  void detach() { timer_.reset(); }
+  // Closes every watched connection now (server stop).
+  void close_all() {
+    for (Watch* w : watches_) expire(*w);
+  }
+
+ private:
+  void add(Watch* w) {
+    watches_.push_back(w);
+    if (!armed_) arm();
+  }
+  void remove(Watch* w) {
+    auto it = std::find(watches_.begin(), watches_.end(), w);
+    if (it == watches_.end()) return;
+    *it = watches_.back();
+    watches_.pop_back();
+  }
+  void arm() {
+    if (!timer_) return;
+    armed_ = true;
+    timer_->expires_after(kTick);
+    timer_->async_wait([this](boost::system::error_code ec) {
+      armed_ = false;
+      if (ec) return;
+      sweep();
+      if (!watches_.empty()) arm();
+    });
+  }
+  void sweep() {
+    const auto now = Clock::now();
+    for (Watch* w : watches_) {
+      if (!w->expired_ && w->deadline_ <= now) expire(*w);
+    }
+  }
+  static void expire(Watch& w) {
+    w.expired_ = true;
+    boost::system::error_code ignored;
+    w.socket_.close(ignored);
+  }
+
+  std::optional<Timer> timer_;
+  std::vector<Watch*> watches_;
+  bool armed_ = false;
+};
+
 }  // namespace
 
 // One io_context per I/O thread, each connection on one of them (round
@@ -102,11 +216,22 @@ struct IoThreads {
     for (int i = 0; i < std::max(1, n); ++i) {
       contexts.push_back(std::make_unique<asio::io_context>(1));
       guards.emplace_back(asio::make_work_guard(*contexts.back()));
+      dogs.push_back(std::make_unique<Watchdog>(*contexts.back()));
     }
   }
-  asio::io_context& next() { return *contexts[turn++ % contexts.size()]; }
+  ~IoThreads() {
+    // Timers first (they need their context), then the contexts (their
+    // sessions unregister from the watchdogs), then the watchdogs.
+    for (auto& d : dogs) d->detach();
+    guards.clear();
+    contexts.clear();
+  }
+  IoThreads(const IoThreads&) = delete;
+  IoThreads& operator=(const IoThreads&) = delete;
+  std::size_t next() { return turn++ % contexts.size(); }
+  std::vector<std::unique_ptr<Watchdog>> dogs;  // before contexts: outlives them
   std::vector<std::unique_ptr<asio::io_context>> contexts;
-  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
+  std::vector<asio::executor_work_guard<Executor>> guards;
   std::size_t turn = 0;  // used by the accept loop only
 };
 
@@ -116,7 +241,7 @@ struct HttpServer::Impl {
   IoThreads ios{options.threads};
   asio::io_context& io = *ios.contexts.front();  // the acceptor's
   ssl::context tls{ssl::context::tls_server};
-  tcp::acceptor acceptor{io};
+  Acceptor acceptor{io.get_executor()};
   std::vector<std::thread> threads;
   std::atomic<std::size_t> connections{0};
   std::atomic<std::size_t> in_flight{0};
@@ -145,16 +270,17 @@ struct HttpServer::Impl {
     return {};
   }
 
-  asio::awaitable<void> accept_loop() {
+  Task<void> accept_loop() {
     for (;;) {
-      auto [ec, socket] = co_await acceptor.async_accept(ios.next(), kTuple);
+      const std::size_t slot = ios.next();
+      auto [ec, socket] = co_await acceptor.async_accept(*ios.contexts[slot], kTuple);
       if (ec) {
         if (ec == asio::error::operation_aborted || stopping) co_return;
         // Out of file descriptors (or another transient error): keep
         // serving the open connections and try again shortly instead of
         // spinning on accept.
         spdlog::warn("{}: accept failed: {}; retrying in 100 ms", options.name, ec.message());
-        asio::steady_timer pause(io, std::chrono::milliseconds(100));
+        Timer pause(io.get_executor(), std::chrono::milliseconds(100));
         co_await pause.async_wait(kTuple);
         continue;
       }
@@ -170,12 +296,12 @@ struct HttpServer::Impl {
         socket.set_option(tcp::no_delay(true), ignored);
       }
       auto ex = socket.get_executor();
+      Watchdog& dog = *ios.dogs[slot];
       if (options.tls) {
-        asio::co_spawn(ex, tls_session(beast::ssl_stream<beast::tcp_stream>(std::move(socket), tls)),
+        asio::co_spawn(ex, tls_session(TlsStream(std::move(socket), tls), dog),
                        [this](std::exception_ptr e) { session_done(e); });
       } else {
-        asio::co_spawn(ex, plain_session(beast::tcp_stream(std::move(socket))),
-                       [this](std::exception_ptr e) { session_done(e); });
+        asio::co_spawn(ex, plain_session(std::move(socket), dog), [this](std::exception_ptr e) { session_done(e); });
       }
     }
   }
@@ -191,95 +317,100 @@ struct HttpServer::Impl {
     }
   }
 
-  asio::awaitable<void> tls_session(beast::ssl_stream<beast::tcp_stream> stream) {
-    beast::get_lowest_layer(stream).expires_after(options.header_timeout);
+  Task<void> tls_session(TlsStream stream, Watchdog& dog) {
+    Watchdog::Watch watch(dog, stream.next_layer());
+    watch.expires_after(options.header_timeout);
     auto [ec] = co_await stream.async_handshake(ssl::stream_base::server, kTuple);
     if (ec) co_return;  // downgrade attempts, wrong CA, plain HTTP: just close
-    co_await serve(stream);
-    beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(2));
+    co_await serve(stream, watch);
+    if (watch.expired()) co_return;
+    watch.expires_after(std::chrono::seconds(2));
     co_await stream.async_shutdown(kTuple);
   }
 
-  asio::awaitable<void> plain_session(beast::tcp_stream stream) {
-    co_await serve(stream);
+  Task<void> plain_session(Socket socket, Watchdog& dog) {
+    Watchdog::Watch watch(dog, socket);
+    co_await serve(socket, watch);
     boost::system::error_code ignored;
-    stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    socket.shutdown(tcp::socket::shutdown_send, ignored);
   }
 
   template <class Stream>
-  asio::awaitable<bool> write(Stream& stream, const HttpResponse& r, unsigned version, bool keep_alive) {
-    http::response<http::string_body> res{static_cast<http::status>(r.status), version};
-    res.set(http::field::server, "event-horizon");
-    res.set(http::field::content_type, r.content_type);
-    for (const auto& [k, v] : r.headers) res.set(k, v);
-    res.keep_alive(keep_alive && !r.close);
-    res.body() = r.body;
-    res.prepare_payload();
-    beast::get_lowest_layer(stream).expires_after(options.body_timeout);
-    auto [ec, n] = co_await http::async_write(stream, res, kTuple);
-    co_return !ec && res.keep_alive();
+  Task<bool> write(Stream& stream, Watchdog::Watch& watch, std::string& out, const HttpResponse& r, unsigned version,
+                   bool keep_alive) {
+    keep_alive = keep_alive && !r.close;
+    render(out, r, version, keep_alive);
+    watch.expires_after(options.body_timeout);
+    auto [ec, n] = co_await asio::async_write(stream, asio::buffer(out), kTuple);
+    co_return !ec && keep_alive;
   }
 
   template <class Stream>
-  asio::awaitable<void> serve(Stream& stream) {
+  Task<void> serve(Stream& stream, Watchdog::Watch& watch) {
     beast::flat_buffer buffer;
+    std::string out;     // the response being written, reused
     std::string remote;  // the peer's address, once per connection (a syscall)
     {
       boost::system::error_code rec;
-      auto ep = beast::get_lowest_layer(stream).socket().remote_endpoint(rec);
+      auto ep = beast::get_lowest_layer(stream).remote_endpoint(rec);
       if (!rec) remote = ep.address().to_string();
     }
+    auto write = [&](const HttpResponse& r, unsigned version, bool keep_alive) {
+      return this->write(stream, watch, out, r, version, keep_alive);
+    };
     for (;;) {
       if (stopping) co_return;
       http::request_parser<http::string_body> parser;
       parser.header_limit(static_cast<std::uint32_t>(options.max_header_bytes));
       parser.body_limit(options.max_body_bytes);
-      beast::get_lowest_layer(stream).expires_after(options.header_timeout);
+      watch.expires_after(options.header_timeout);
       auto [ec, n] = co_await http::async_read_header(stream, buffer, parser, kTuple);
-      if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == asio::error::eof ||
+      if (watch.expired() || ec == http::error::end_of_stream || ec == asio::error::eof ||
           ec == asio::error::connection_reset || ec == asio::error::operation_aborted) {
         co_return;
       }
       if (ec == http::error::body_limit) {  // a declared Content-Length over the limit
-        co_await write(stream, error_response(413, "body_too_large",
-                                              fmt::format("request body exceeds {} bytes", options.max_body_bytes)),
+        co_await write(error_response(413, "body_too_large",
+                                      fmt::format("request body exceeds {} bytes", options.max_body_bytes)),
                        11, false);
         co_return;
       }
       if (ec == http::error::header_limit) {
-        co_await write(stream, error_response(431, "headers_too_large",
+        co_await write(error_response(431, "headers_too_large",
                                               fmt::format("request headers exceed {} bytes", options.max_header_bytes)),
                        11, false);
         co_return;
       }
       if (ec) {
-        co_await write(stream, error_response(400, "bad_request", "malformed HTTP request: " + ec.message()), 11, false);
+        co_await write(error_response(400, "bad_request", "malformed HTTP request: " + ec.message()), 11, false);
         co_return;
       }
       auto& head = parser.get();
       if (auto len = parser.content_length(); len && *len > options.max_body_bytes) {
-        co_await write(stream, error_response(413, "body_too_large",
+        co_await write(error_response(413, "body_too_large",
                                               fmt::format("request body of {} bytes exceeds {} bytes", *len,
                                                           options.max_body_bytes)),
                        head.version(), false);
         co_return;
       }
-      if (lower(std::string(head[http::field::expect])) == "100-continue") {
-        http::response<http::empty_body> cont{http::status::continue_, head.version()};
-        auto [wec, wn] = co_await http::async_write(stream, cont, kTuple);
+      if (beast::iequals(head[http::field::expect], "100-continue")) {
+        static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+        watch.expires_after(options.body_timeout);
+        auto [wec, wn] = co_await asio::async_write(stream, asio::buffer(kContinue), kTuple);
         if (wec) co_return;
       }
-      beast::get_lowest_layer(stream).expires_after(options.body_timeout);
+      watch.expires_after(options.body_timeout);
       auto [bec, bn] = co_await http::async_read(stream, buffer, parser, kTuple);
+      if (watch.expired()) co_return;
       if (bec == http::error::body_limit) {
-        co_await write(stream, error_response(413, "body_too_large",
+        co_await write(error_response(413, "body_too_large",
                                               fmt::format("request body exceeds {} bytes", options.max_body_bytes)),
                        head.version(), false);
         co_return;
       }
       if (bec) {
-        if (bec != beast::error::timeout && bec != http::error::end_of_stream) {
-          co_await write(stream, error_response(400, "bad_request", "malformed HTTP request body: " + bec.message()),
+        if (bec != http::error::end_of_stream && bec != asio::error::operation_aborted) {
+          co_await write(error_response(400, "bad_request", "malformed HTTP request body: " + bec.message()),
                          head.version(), false);
         }
         co_return;
@@ -294,9 +425,10 @@ struct HttpServer::Impl {
       const bool keep_alive = msg.keep_alive();
       const unsigned version = msg.version();
       ++in_flight;
+      watch.disable();  // the handler's time is not the client's
       HttpResponse resp = co_await call_handler(handler, std::move(req));
       --in_flight;
-      if (!co_await write(stream, resp, version, keep_alive)) co_return;
+      if (!co_await write(resp, version, keep_alive)) co_return;
     }
   }
 };
@@ -310,9 +442,12 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(HttpServerOptions options,
   }
   if (auto r = impl->listen(); !r) return r.error();
   Impl* p = impl.get();
-  asio::co_spawn(p->io, p->accept_loop(), asio::detached);
-  for (auto& ctx : p->ios.contexts) {
-    p->threads.emplace_back([c = ctx.get()] { c->run(); });
+  asio::co_spawn(p->io.get_executor(), p->accept_loop(), asio::detached);
+  for (std::size_t i = 0; i < p->ios.contexts.size(); ++i) {
+    p->threads.emplace_back([c = p->ios.contexts[i].get(), name = fmt::format("{}-{}", p->options.name, i)] {
+      set_thread_name(name);
+      c->run();
+    });
   }
   return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
 }
@@ -333,6 +468,15 @@ void HttpServer::stop(std::chrono::milliseconds grace) {
   });
   const auto deadline = std::chrono::steady_clock::now() + grace;
   while (impl_->in_flight.load() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  // Close the remaining connections on their own threads and let their
+  // sessions end (briefly), then stop the threads.
+  for (std::size_t i = 0; i < impl_->ios.contexts.size(); ++i) {
+    asio::post(*impl_->ios.contexts[i], [d = impl_->ios.dogs[i].get()] { d->close_all(); });
+  }
+  const auto close_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+  while (impl_->connections.load() > 0 && std::chrono::steady_clock::now() < close_deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   for (auto& ctx : impl_->ios.contexts) ctx->stop();

@@ -1,8 +1,9 @@
 #pragma once
 // HTTP/1.1 server (TLS or plain) on Boost.Beast with C++20 coroutines:
-// keep-alive, one coroutine per connection on a strand (no thread per
+// keep-alive, one coroutine per connection on one I/O thread (no thread per
 // connection), limits checked before a body is read (headers 431, declared
-// or actual body size 413), a header/idle timeout, a body timeout, a cap on
+// or actual body size 413), a header/idle timeout, a body timeout (checked
+// every 100 ms per I/O thread, none while a handler works), a cap on
 // connections (over it, new connections are closed at once), TLS >= 1.2
 // only and no renegotiation. Malformed HTTP gets 400 and the connection is
 // closed.
@@ -45,7 +46,8 @@ class HttpServer {
 
   std::uint16_t port() const;
   // Stops accepting, lets in-flight requests finish (up to `grace`), then
-  // closes every connection and joins the I/O threads. Idempotent.
+  // closes every connection (waiting up to 1 s for their sessions to end)
+  // and joins the I/O threads. Idempotent.
   void stop(std::chrono::milliseconds grace = std::chrono::milliseconds(5000));
   std::size_t connections() const;
 
