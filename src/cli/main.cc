@@ -195,6 +195,11 @@ int main(int argc, char** argv) {
                      "free; fewer thread hand-offs) or \"thread\" (always the commit thread)")
       ->check(CLI::IsMember({"io", "thread"}))
       ->capture_default_str();
+  writer->add_option("--io-threads", wo.io_threads,
+                     "API I/O threads (TLS, HTTP, JSON); at least 2: with one, an append committed on its "
+                     "thread would leave that thread's other connections unread during the sync")
+      ->check(CLI::Range(2, 256))
+      ->capture_default_str();
   writer->add_option("--ship-backoff-max", wo.ship_backoff_max_seconds,
                      "cap in seconds of the wait between attempts to ship sealed chunks while the store fails "
                      "(exponential from 0.2 s, full jitter)")

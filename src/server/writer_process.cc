@@ -93,21 +93,13 @@ int run_writer(WriterOptions o) {
     nofile.rlim_cur = nofile.rlim_max;
     setrlimit(RLIMIT_NOFILE, &nofile);
   }
-  if (o.data_dir.empty()) o.data_dir = default_data_dir();
-  std::error_code ec;
-  std::filesystem::create_directories(o.data_dir, ec);
-  if (ec) return fail(fmt::format("cannot create data directory {}: {}", o.data_dir, ec.message()));
-  o.data_dir = std::filesystem::canonical(o.data_dir, ec).string();
-  if (o.store_url.empty()) {
-    const char* s = std::getenv("STORE");
-    o.store_url = (s != nullptr && *s != '\0') ? s : "file://" + o.data_dir + "/store";
-  }
   std::string api_host, pubsub_host, metrics_host;
   std::uint16_t api_port = 0, pubsub_port = 0, metrics_port = 0;
   if (!split_host_port(o.api, api_host, api_port)) return fail(fmt::format("--api \"{}\" is not host:port", o.api));
   if (o.commit_on != "io" && o.commit_on != "thread") {
     return fail(fmt::format("--commit-on \"{}\" must be io or thread", o.commit_on));
   }
+  if (o.io_threads < 2) return fail(fmt::format("--io-threads {} must be at least 2", o.io_threads));
   const bool pubsub_enabled = o.pubsub != "off";
   if (pubsub_enabled && !split_host_port(o.pubsub, pubsub_host, pubsub_port)) {
     return fail(fmt::format("--pubsub \"{}\" is not host:port", o.pubsub));
@@ -122,6 +114,17 @@ int run_writer(WriterOptions o) {
     return fail(fmt::format("--ship-backoff-max {} must be between 0.2 and 3600 seconds", o.ship_backoff_max_seconds));
   }
   if (o.chunk_size < 1024) return fail(fmt::format("--chunk-size {} is below the minimum of 1024 bytes", o.chunk_size));
+
+  // Flags are valid: only now touch the file system.
+  if (o.data_dir.empty()) o.data_dir = default_data_dir();
+  std::error_code ec;
+  std::filesystem::create_directories(o.data_dir, ec);
+  if (ec) return fail(fmt::format("cannot create data directory {}: {}", o.data_dir, ec.message()));
+  o.data_dir = std::filesystem::canonical(o.data_dir, ec).string();
+  if (o.store_url.empty()) {
+    const char* s = std::getenv("STORE");
+    o.store_url = (s != nullptr && *s != '\0') ? s : "file://" + o.data_dir + "/store";
+  }
 
   auto lock = wal::DirLock::acquire(o.data_dir);
   if (!lock) return fail(lock.error().message);
@@ -193,6 +196,7 @@ int run_writer(WriterOptions o) {
   api_opts.cert_pem = identity->server_cert_pem;
   api_opts.key_pem = identity->server_key_pem;
   api_opts.name = "api";
+  api_opts.threads = o.io_threads;
   auto api = net::HttpServer::start(api_opts, make_api_handler(**engine, identity->token, api_metrics, o.commit_on == "io"));
   if (!api) return fail(api.error().message);
 

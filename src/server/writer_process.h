@@ -25,6 +25,7 @@ struct WriterOptions {
   // Cap of the shipper's retry backoff while the store fails (exponential
   // from 0.2 s with full jitter); small values are for tests.
   double ship_backoff_max_seconds = 60.0;
+  int io_threads = 2;  // API I/O threads (at least 2, see --io-threads)
 };
 
 // $HORIZON_DATA, else $HOME/.local/share/event-horizon, else ./horizon-data.

@@ -184,11 +184,20 @@ unset HORIZON_DATA
 out=$("$HORIZON" writer --data "$DATA" --api 127.0.0.1:0 --metrics 127.0.0.1:0 2>&1); rc=$?
 check "second writer exit" "1" "$rc"; contains "second writer message" "in use by another Writer" "$out"
 
+# --- --io-threads: at least 2 (checked before anything starts)
+out=$("$HORIZON" writer --data "$TMP/iot" --io-threads 1 --api 127.0.0.1:0 --metrics 127.0.0.1:0 2>&1); rc=$?
+[ $rc -ne 0 ] && pass || fail "--io-threads 1 accepted"; contains "--io-threads 1 message" "--io-threads" "$out"
+[ ! -e "$TMP/iot" ] && pass || fail "--io-threads 1 created the data directory"
+out=$("$HORIZON" writer --data "$TMP/badapi" --api nonsense --metrics 127.0.0.1:0 2>&1); rc=$?
+check "bad --api exit" "1" "$rc"; contains "bad --api message" "is not host:port" "$out"
+[ ! -e "$TMP/badapi" ] && pass || fail "bad --api created the data directory"
+
 # --- graceful shutdown and restart without re-bootstrap
 env_before=$(md5sum <"$DATA/client.env")
 stop_writer; check "SIGTERM exit 0" "0" "$LAST_EXIT"
 contains "clean shutdown logged" "clean shutdown complete" "$(cat "$TMP/writer.log")"
-start_writer "$DATA" || fail "restart"
+start_writer "$DATA" --io-threads 3 || fail "restart"
+check "3 API I/O threads" "api-0 api-1 api-2" "$(cat /proc/"$WRITER_PID"/task/*/comm | grep '^api-' | sort | xargs)"
 check "client.env unchanged" "$env_before" "$(md5sum <"$DATA/client.env")"
 api POST /writer/liveread '{"Cursor":"/cli:0:0","MaxLinesToRead":10000}'
 check "data survives restart" "2502" "$(printf '%s' "$BODY" | grep -c '')"
