@@ -130,6 +130,7 @@ Engine::~Engine() {
   }
   queue_cv_.notify_all();
   if (thread_.joinable()) thread_.join();
+  stop_checkpoint_thread();  // lets a checkpoint in flight finish (it only completes what is durable)
   std::deque<std::unique_ptr<Pending>> rest;
   {
     std::lock_guard lock(mu_);
@@ -158,10 +159,16 @@ Result<std::unique_ptr<Engine>> Engine::open(wal::Fs& fs, EngineOptions options)
   if (engine->report_.commits_replayed >= kCheckpointAfterReplay) {
     if (auto r = engine->checkpoint(); !r && r.error().code != errc::disk_full) return r.error();
   }
-  if (engine->options_.background) engine->thread_ = std::thread([e = engine.get()] {
+  if (engine->options_.background) {
+    engine->ckpt_thread_ = std::thread([e = engine.get()] {
+      set_thread_name("eh-checkpoint");
+      e->checkpoint_loop();
+    });
+    engine->thread_ = std::thread([e = engine.get()] {
       set_thread_name("eh-commit");
       e->commit_loop();
     });
+  }
   return engine;
 }
 
@@ -862,7 +869,11 @@ bool Engine::commit_batch_locked() {
   if (!notes.empty()) options_.on_notify(notes);
 
   if (segment_size_ >= options_.checkpoint_bytes && !failed()) {
-    if (auto r = checkpoint_locked(); !r && r.error().code != errc::disk_full) latch(r.error());
+    if (options_.background) {
+      start_background_checkpoint_locked();
+    } else if (auto r = checkpoint_locked(); !r && r.error().code != errc::disk_full) {
+      latch(r.error());
+    }
   }
   return true;
 }
@@ -898,29 +909,57 @@ Result<void> Engine::checkpoint() {
   return r;
 }
 
-Result<void> Engine::checkpoint_locked() {
-  std::sort(touched_chunks_.begin(), touched_chunks_.end());
-  touched_chunks_.erase(std::unique(touched_chunks_.begin(), touched_chunks_.end()), touched_chunks_.end());
-  for (const auto& [id, chunk] : touched_chunks_) {
+// A checkpoint has two halves. The WAL owner begins it: it starts a new
+// segment (later commits go there) and encodes the committed state as the
+// snapshot that will replay from that segment. The rest -- syncing the chunk
+// files written since the last checkpoint, writing the snapshot, deleting
+// the older segments -- needs no WAL owner and, with a commit thread, runs on
+// the checkpoint thread while commits go on. Until the snapshot is renamed
+// into place, recovery uses the old one and replays the old segments and the
+// new one, so a crash at any point in between loses nothing.
+Result<Engine::CheckpointJob> Engine::begin_checkpoint_locked() {
+  const std::uint64_t old_segment = segment_no_;
+  if (auto r = start_segment(old_segment + 1); !r) return r.error();
+  CheckpointJob job;
+  job.segment_no = segment_no_;
+  job.snapshot = committed_.encode_snapshot(segment_no_);
+  job.chunks.swap(touched_chunks_);
+  {
+    std::lock_guard lock(ckpt_mu_);
+    job.chunks.insert(job.chunks.end(), ckpt_carry_.begin(), ckpt_carry_.end());
+    ckpt_carry_.clear();
+  }
+  return job;
+}
+
+Result<void> Engine::finish_checkpoint(CheckpointJob& job) {
+  if (options_.on_checkpoint_finish) options_.on_checkpoint_finish();
+  std::sort(job.chunks.begin(), job.chunks.end());
+  job.chunks.erase(std::unique(job.chunks.begin(), job.chunks.end()), job.chunks.end());
+  // Shipped meanwhile (its file may be gone): nothing to keep durable.
+  auto gone = [this](std::uint64_t id, std::uint64_t chunk) {
+    std::shared_lock lock(committed_mu_);
     const StreamState* s = committed_.find(id);
-    if (s == nullptr || (s->chunk_no != chunk && !s->sealed.contains(chunk))) continue;  // shipped meanwhile
+    return s == nullptr || (s->chunk_no != chunk && !s->sealed.contains(chunk));
+  };
+  for (const auto& [id, chunk] : job.chunks) {
+    if (gone(id, chunk)) continue;
     auto f = files_->get(id, chunk, false);
-    if (!f) return f.error();
+    if (!f) {
+      if (f.error().code == errc::chunk_not_found && gone(id, chunk)) continue;
+      return f.error();
+    }
     if (auto r = (*f)->sync(); !r) return sync_failed(r.error());
   }
   if (auto r = fs_.sync_dir(std::string(wal::kChunkDir)); !r) return sync_failed(r.error());
   if (auto r = failpoint::hit("checkpoint.after_chunk_sync"); !r) return r.error();
 
-  const std::uint64_t old_segment = segment_no_;
-  if (auto r = start_segment(old_segment + 1); !r) return r.error();
-
-  const std::string snapshot = committed_.encode_snapshot(segment_no_);
   const std::string tmp(wal::kSnapshotTempFile);
   {
     auto f = fs_.open(tmp, OpenMode::create);
     if (!f) return f.error();
     if (auto r = (*f)->truncate(0); !r) return r.error();
-    if (auto r = (*f)->pwrite(snapshot, 0); !r) return r.error();
+    if (auto r = (*f)->pwrite(job.snapshot, 0); !r) return r.error();
     if (auto r = (*f)->sync(); !r) return sync_failed(r.error());
   }
   if (auto r = failpoint::hit("meta.after_tmp_write"); !r) return r.error();
@@ -933,15 +972,76 @@ Result<void> Engine::checkpoint_locked() {
   if (!names) return names.error();
   for (const auto& n : *names) {
     auto no = wal::parse_segment_name(n);
-    if (no && *no < segment_no_) {
+    if (no && *no < job.segment_no) {
       if (auto r = fs_.remove(std::string(wal::kWalDir) + "/" + n); !r) return r.error();
     }
   }
   if (auto r = fs_.sync_dir(std::string(wal::kWalDir)); !r) return sync_failed(r.error());
-  touched_chunks_.clear();
   std::lock_guard lock(stats_mu_);
   ++stats_.checkpoints;
   return {};
+}
+
+// A failed second half leaves the old snapshot and all segments in place;
+// the next checkpoint syncs these chunks too.
+void Engine::keep_chunks_of_failed(CheckpointJob& job) {
+  std::lock_guard lock(ckpt_mu_);
+  ckpt_carry_.insert(ckpt_carry_.end(), job.chunks.begin(), job.chunks.end());
+}
+
+Result<void> Engine::checkpoint_locked() {
+  wait_for_background_checkpoint();
+  auto job = begin_checkpoint_locked();
+  if (!job) return job.error();
+  auto r = finish_checkpoint(*job);
+  if (!r) keep_chunks_of_failed(*job);
+  return r;
+}
+
+void Engine::start_background_checkpoint_locked() {
+  {
+    std::lock_guard lock(ckpt_mu_);
+    if (ckpt_busy_) return;  // the segment grows past the threshold until that one is done
+  }
+  auto job = begin_checkpoint_locked();
+  if (!job) {
+    // Out of space for the new segment: not sticky, the next commit retries.
+    if (job.error().code != errc::disk_full) latch(job.error());
+    return;
+  }
+  {
+    std::lock_guard lock(ckpt_mu_);
+    ckpt_job_ = std::move(*job);
+    ckpt_busy_ = true;
+  }
+  ckpt_cv_.notify_all();
+}
+
+void Engine::wait_for_background_checkpoint() {
+  std::unique_lock lock(ckpt_mu_);
+  ckpt_cv_.wait(lock, [this] { return !ckpt_busy_; });
+}
+
+void Engine::checkpoint_loop() {
+  std::unique_lock lock(ckpt_mu_);
+  for (;;) {
+    ckpt_cv_.wait(lock, [this] { return ckpt_stop_ || ckpt_job_.has_value(); });
+    if (!ckpt_job_) return;  // stopping, nothing in flight
+    CheckpointJob job = std::move(*ckpt_job_);
+    ckpt_job_.reset();
+    lock.unlock();
+    try {
+      if (auto r = finish_checkpoint(job); !r) {
+        keep_chunks_of_failed(job);
+        if (r.error().code != errc::disk_full) latch(r.error());
+      }
+    } catch (const failpoint::SimulatedCrash& c) {
+      latch(Error::make(errc::storage_failed, "simulated crash at " + c.where));
+    }
+    lock.lock();
+    ckpt_busy_ = false;
+    ckpt_cv_.notify_all();
+  }
 }
 
 Result<void> Engine::close() {
@@ -955,8 +1055,18 @@ Result<void> Engine::close() {
   if (thread_.joinable()) thread_.join();
   while (commit_batch()) {
   }
-  if (auto f = failure()) return *f;
-  return checkpoint();
+  auto r = checkpoint();  // the failure, if the engine has latched
+  stop_checkpoint_thread();
+  return r;
+}
+
+void Engine::stop_checkpoint_thread() {
+  {
+    std::lock_guard lock(ckpt_mu_);
+    ckpt_stop_ = true;
+  }
+  ckpt_cv_.notify_all();
+  if (ckpt_thread_.joinable()) ckpt_thread_.join();
 }
 
 // ---------------------------------------------------------------------------

@@ -67,6 +67,9 @@ struct EngineOptions {
   // Called on the WAL owner after every commit that wrote to streams with
   // subscriptions, once the bytes are readable. Must not block.
   std::function<void(const std::vector<Notification>&)> on_notify;
+  // Tests: called when the second half of a checkpoint starts (on the
+  // checkpoint thread with a commit thread).
+  std::function<void()> on_checkpoint_finish;
 };
 
 struct AppendOutcome {
@@ -161,8 +164,11 @@ class Engine {
   std::vector<StreamName> stream_names() const;
   std::vector<ShipJob> ship_queue() const;
 
-  // Syncs chunk files, writes an atomic snapshot, starts a new WAL segment
-  // and drops the old ones. Runs on the commit thread between batches.
+  // Starts a new WAL segment, syncs the chunk files, writes an atomic
+  // snapshot and drops the old segments; returns when all of it is done
+  // (after waiting for a background checkpoint in flight). The checkpoints
+  // that the WAL size triggers run their second half on the checkpoint
+  // thread instead, while commits go on (with a commit thread).
   [[nodiscard]] Result<void> checkpoint();
   // Manual mode: commits one batch if any is queued; returns whether it did.
   bool step();
@@ -210,7 +216,20 @@ class Engine {
   // queue was empty.
   bool commit_batch();
   bool commit_batch_locked();  // commit_mu_ held
-  Result<void> checkpoint_locked();
+  // The state a checkpoint writes, captured by the WAL owner.
+  struct CheckpointJob {
+    std::uint64_t segment_no = 0;  // the new segment; older ones go once the snapshot is in place
+    std::string snapshot;
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> chunks;  // (stream id, chunk) to sync
+  };
+  Result<void> checkpoint_locked();  // commit_mu_ held; both halves on this thread
+  Result<CheckpointJob> begin_checkpoint_locked();
+  Result<void> finish_checkpoint(CheckpointJob& job);  // any thread; one at a time
+  void keep_chunks_of_failed(CheckpointJob& job);
+  void start_background_checkpoint_locked();
+  void wait_for_background_checkpoint();
+  void checkpoint_loop();
+  void stop_checkpoint_thread();
   void latch(const Error& e);
   Cursor cursor(const StreamState& s, std::uint64_t chunk, std::uint64_t offset) const;
   // Sequencer helpers (mu_ held): append lines to the pending state and
@@ -254,6 +273,15 @@ class Engine {
 
   mutable std::mutex stats_mu_;
   Stats stats_;
+
+  // Checkpoint thread: at most one checkpoint in flight.
+  std::mutex ckpt_mu_;
+  std::condition_variable ckpt_cv_;
+  std::optional<CheckpointJob> ckpt_job_;  // GUARDED_BY(ckpt_mu_)
+  bool ckpt_busy_ = false;                 // GUARDED_BY(ckpt_mu_): a job is queued or running
+  bool ckpt_stop_ = false;                 // GUARDED_BY(ckpt_mu_)
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> ckpt_carry_;  // GUARDED_BY(ckpt_mu_)
+  std::thread ckpt_thread_;
 
   std::thread thread_;
   bool closed_ = false;

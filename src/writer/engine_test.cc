@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <future>
 #include <map>
+#include <mutex>
 #include <random>
 #include <set>
 #include <thread>
@@ -407,6 +408,147 @@ TEST(Engine, DiskFullIsACleanErrorAndResumes) {
   EXPECT_EQ(regular, acked);
 }
 
+std::size_t segment_count(wal::SimFs& fs) {
+  std::size_t n = 0;
+  for (const auto& name : fs.list(std::string(wal::kWalDir)).value()) if (wal::parse_segment_name(name)) ++n;
+  return n;
+}
+
+// Queues an append without ever committing on the calling thread.
+std::future<Result<AppendOutcome>> append_async(Engine& e, const StreamName& s, std::string line) {
+  auto done = std::make_shared<std::promise<Result<AppendOutcome>>>();
+  auto f = done->get_future();
+  e.append(append_req(s, {std::move(line)}), [done](Result<AppendOutcome> r) { done->set_value(std::move(r)); });
+  return f;
+}
+
+// Options for an engine with a commit thread whose first checkpoint holds
+// its second half (on the checkpoint thread) until open() -- and then, with
+// crash_after, dies there like the process would in a power loss. Opens
+// itself on destruction so that a failing test never leaves a thread
+// waiting (declare it after the engine's unique_ptr).
+class HeldCheckpoint {
+ public:
+  explicit HeldCheckpoint(bool crash_after) : crash_after_(crash_after) {}
+  ~HeldCheckpoint() { open(); }
+
+  EngineOptions options() {
+    EngineOptions o;
+    o.server = "h";
+    o.checkpoint_bytes = 4096;
+    o.on_checkpoint_finish = [this] {
+      if (calls_++ != 0) return;
+      entered_.set_value();
+      released_.wait();
+      if (crash_after_) throw failpoint::SimulatedCrash{"test: power loss during the checkpoint"};
+    };
+    return o;
+  }
+  // Appends lines made by `line(i)` to the stream `stream(i)` one by one
+  // until a checkpoint is held; false (after a test failure) if none began.
+  template <class Stream, class Line>
+  bool append_until_held(Engine& e, std::vector<std::string>& acked, Stream stream, Line line) {
+    for (int i = 0; i < 1000; ++i) {
+      if (in_checkpoint_.wait_for(std::chrono::seconds(0)) == std::future_status::ready) return true;
+      acked.push_back(line(i));
+      auto r = append_async(e, stream(i), acked.back());
+      if (r.wait_for(std::chrono::seconds(10)) != std::future_status::ready || !r.get()) {
+        ADD_FAILURE() << "append " << i << " before the checkpoint failed or hung";
+        return false;
+      }
+    }
+    ADD_FAILURE() << "no checkpoint began";
+    return false;
+  }
+  void open() {
+    std::call_once(opened_, [this] { release_.set_value(); });
+  }
+  int calls() const { return calls_.load(); }
+
+ private:
+  const bool crash_after_;
+  std::promise<void> entered_, release_;
+  std::future<void> in_checkpoint_ = entered_.get_future();
+  std::shared_future<void> released_ = release_.get_future().share();
+  std::once_flag opened_;
+  std::atomic<int> calls_{0};
+};
+
+// A checkpoint that the WAL size triggers does its slow half (chunk file
+// syncs, snapshot, segment removal) on the checkpoint thread: appends are
+// acknowledged while that half is held up, only one checkpoint is in flight,
+// and once it is released it completes and drops the old segments.
+TEST(Engine, SizeTriggeredCheckpointFinishesBesideCommits) {
+  wal::SimFs fs(14);
+  std::unique_ptr<Engine> e;
+  HeldCheckpoint held(false);
+  std::vector<std::string> acked;
+  e = std::move(Engine::open(fs, held.options()).value());
+  ASSERT_TRUE(e->create_stream_sync(sn("/a")));
+  ASSERT_TRUE(held.append_until_held(
+      *e, acked, [](int) { return sn("/a"); },
+      [](int i) { return fmt::format("before-{}-{}", i, std::string(100, 'b')); }));
+  // Held up: commits go on, well past the threshold again.
+  bool all_answered = true;
+  for (int i = 0; i < 200 && all_answered; ++i) {
+    acked.push_back(fmt::format("during-{}-{}", i, std::string(100, 'd')));
+    auto r = append_async(*e, sn("/a"), acked.back());
+    all_answered = r.wait_for(std::chrono::seconds(5)) == std::future_status::ready && r.get().has_value();
+  }
+  EXPECT_TRUE(all_answered) << "appends waited for the checkpoint";
+  EXPECT_EQ(held.calls(), 1);
+  EXPECT_EQ(e->stats().checkpoints, 0u);
+  EXPECT_GE(segment_count(fs), 2u);  // the old one stays until the snapshot is in place
+  held.open();
+  for (int i = 0; i < 1000 && e->stats().checkpoints == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_GE(e->stats().checkpoints, 1u);
+  ASSERT_TRUE(e->close());
+  EXPECT_EQ(segment_count(fs), 1u);
+  e.reset();
+  fs.restart();
+  auto again = std::move(Engine::open(fs, manual()).value());
+  EXPECT_LT(again->recovery().commits_replayed, 10u);
+  auto lines = contents(read_stream(*again, sn("/a")).value());
+  EXPECT_EQ(std::vector<std::string>(lines.begin() + 1, lines.end()), acked);
+}
+
+// A power loss while a background checkpoint is in flight (new segment
+// started, chunk files not yet synced, old snapshot still in place) loses
+// nothing acknowledged: recovery replays the old segments and the new one.
+TEST(Engine, PowerLossDuringABackgroundCheckpointLosesNothing) {
+  wal::SimFs fs(15);
+  std::unique_ptr<Engine> e;
+  HeldCheckpoint held(true);
+  std::vector<std::string> acked;
+  {
+    e = std::move(Engine::open(fs, held.options()).value());
+    ASSERT_TRUE(e->create_stream_sync(sn("/a")));
+    ASSERT_TRUE(e->create_stream_sync(sn("/b")));
+    ASSERT_TRUE(held.append_until_held(
+        *e, acked, [](int i) { return sn(i % 2 ? "/a" : "/b"); },
+        [](int i) { return fmt::format("{}-before-{}-{}", i % 2 ? "/a" : "/b", i, std::string(100, 'b')); }));
+    for (int i = 0; i < 50; ++i) {
+      acked.push_back(fmt::format("{}-during-{}-{}", i % 2 ? "/a" : "/b", i, std::string(100, 'd')));
+      auto r = append_async(*e, sn(i % 2 ? "/a" : "/b"), acked.back());
+      ASSERT_EQ(r.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+      ASSERT_TRUE(r.get());
+    }
+    fs.restart();  // power loss: only what was synced survives
+    held.open();
+    e.reset();
+  }
+  e = std::move(Engine::open(fs, manual()).value());
+  EXPECT_GT(e->recovery().commits_replayed, 50u);
+  for (const char* s : {"/a", "/b"}) {
+    std::vector<std::string> want;
+    for (const auto& l : acked) {
+      if (l.starts_with(std::string(s) + "-")) want.push_back(l);
+    }
+    auto lines = contents(read_stream(*e, sn(s)).value());
+    EXPECT_EQ(std::vector<std::string>(lines.begin() + 1, lines.end()), want) << s;
+  }
+}
+
 // The WAL segment is zero-filled ahead of its records (fewer journal
 // commits per fdatasync). The zero tail is a clean end after a crash and
 // after a clean restart, new records continue right after the last one,
@@ -582,6 +724,7 @@ void thirty_two_appenders(Submit how) {
   EXPECT_EQ(acked.size(), static_cast<std::size_t>(kThreads * kPerThread));
   EXPECT_GT(e->ship_queue().size(), 3u);
   EXPECT_LT(e->stats().commits, static_cast<std::uint64_t>(kThreads * kPerThread));  // group commit happened
+  EXPECT_GE(e->stats().checkpoints, 2u);  // on the checkpoint thread, while the appenders went on
   ASSERT_TRUE(e->close());
   e.reset();
   std::filesystem::remove_all(dir);
