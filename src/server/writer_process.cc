@@ -148,6 +148,18 @@ int run_writer(WriterOptions o) {
   eo.server = o.advertise;
   eo.chunk_size = o.chunk_size;
   eo.on_sync = [&sync_latency](double s) { sync_latency.observe(s); };
+  auto& checkpoint_duration = registry.histogram(
+      "horizon_checkpoint_duration_seconds",
+      "Duration of checkpoints (new WAL segment, chunk file syncs, snapshot; off the commit thread)",
+      metrics::latency_buckets());
+  eo.on_checkpoint = [&checkpoint_duration](double s, const Error* e) {
+    checkpoint_duration.observe(s);
+    // Other failures latch the engine and are logged by on_failure.
+    if (e != nullptr && e->code == errc::disk_full) {
+      spdlog::warn("checkpoint failed: {} (the WAL keeps everything; the next checkpoint retries)", e->message);
+    }
+  };
+  eo.on_failure = [](const Error& e) { spdlog::error("{}", e.message); };
   // Realtime hints (SPEC §6): after every commit to a subscribed stream,
   // publish sub:<subscription> <cursor>. The server never blocks.
   std::atomic<pubsub::Server*> notifier{nullptr};

@@ -675,11 +675,16 @@ void Engine::activity_round(DoneCallback done) {
 // Group commit (the WAL owner)
 
 void Engine::latch(const Error& e) {
-  std::lock_guard lock(failure_mu_);
-  if (!failure_) {
-    failure_ = Error::make(errc::storage_failed, "storage failed, writes are refused until restart: " + e.message);
+  std::optional<Error> first;
+  {
+    std::lock_guard lock(failure_mu_);
+    if (!failure_) {
+      failure_ = Error::make(errc::storage_failed, "storage failed, writes are refused until restart: " + e.message);
+      first = failure_;
+    }
+    failed_.store(true);
   }
-  failed_.store(true);
+  if (first && options_.on_failure) options_.on_failure(*first);
 }
 
 std::optional<Error> Engine::failure() const {
@@ -918,9 +923,17 @@ Result<void> Engine::checkpoint() {
 // into place, recovery uses the old one and replays the old segments and the
 // new one, so a crash at any point in between loses nothing.
 Result<Engine::CheckpointJob> Engine::begin_checkpoint_locked() {
+  const auto started = std::chrono::steady_clock::now();
   const std::uint64_t old_segment = segment_no_;
-  if (auto r = start_segment(old_segment + 1); !r) return r.error();
+  if (auto r = start_segment(old_segment + 1); !r) {
+    const Error e = r.error();
+    if (options_.on_checkpoint) {
+      options_.on_checkpoint(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(), &e);
+    }
+    return e;
+  }
   CheckpointJob job;
+  job.started = started;
   job.segment_no = segment_no_;
   job.snapshot = committed_.encode_snapshot(segment_no_);
   job.chunks.swap(touched_chunks_);
@@ -984,9 +997,17 @@ Result<void> Engine::finish_checkpoint(CheckpointJob& job) {
 
 // A failed second half leaves the old snapshot and all segments in place;
 // the next checkpoint syncs these chunks too.
-void Engine::keep_chunks_of_failed(CheckpointJob& job) {
-  std::lock_guard lock(ckpt_mu_);
-  ckpt_carry_.insert(ckpt_carry_.end(), job.chunks.begin(), job.chunks.end());
+void Engine::end_checkpoint(CheckpointJob& job, const Result<void>& r) {
+  if (!r) {
+    std::lock_guard lock(ckpt_mu_);
+    ckpt_carry_.insert(ckpt_carry_.end(), job.chunks.begin(), job.chunks.end());
+  }
+  if (!r && r.error().code != errc::disk_full) latch(r.error());
+  if (options_.on_checkpoint) {
+    const std::optional<Error> e = r ? std::nullopt : std::optional<Error>(r.error());
+    options_.on_checkpoint(std::chrono::duration<double>(std::chrono::steady_clock::now() - job.started).count(),
+                           e ? &*e : nullptr);
+  }
 }
 
 Result<void> Engine::checkpoint_locked() {
@@ -994,7 +1015,7 @@ Result<void> Engine::checkpoint_locked() {
   auto job = begin_checkpoint_locked();
   if (!job) return job.error();
   auto r = finish_checkpoint(*job);
-  if (!r) keep_chunks_of_failed(*job);
+  end_checkpoint(*job, r);
   return r;
 }
 
@@ -1031,10 +1052,7 @@ void Engine::checkpoint_loop() {
     ckpt_job_.reset();
     lock.unlock();
     try {
-      if (auto r = finish_checkpoint(job); !r) {
-        keep_chunks_of_failed(job);
-        if (r.error().code != errc::disk_full) latch(r.error());
-      }
+      end_checkpoint(job, finish_checkpoint(job));
     } catch (const failpoint::SimulatedCrash& c) {
       latch(Error::make(errc::storage_failed, "simulated crash at " + c.where));
     }

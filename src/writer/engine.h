@@ -28,6 +28,7 @@
 #include "writer/state.h"
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -67,6 +68,13 @@ struct EngineOptions {
   // Called on the WAL owner after every commit that wrote to streams with
   // subscriptions, once the bytes are readable. Must not block.
   std::function<void(const std::vector<Notification>&)> on_notify;
+  // Called once, when the engine latches a failure (writes are refused
+  // until restart), with the failure. Must be cheap and must not block.
+  std::function<void(const Error&)> on_failure;
+  // Called after every checkpoint with its duration in seconds (both
+  // halves) and, if it failed, the error: disk_full is retried by the next
+  // checkpoint, anything else has latched the engine. Must not block.
+  std::function<void(double seconds, const Error* error)> on_checkpoint;
   // Tests: called when the second half of a checkpoint starts (on the
   // checkpoint thread with a commit thread).
   std::function<void()> on_checkpoint_finish;
@@ -218,6 +226,7 @@ class Engine {
   bool commit_batch_locked();  // commit_mu_ held
   // The state a checkpoint writes, captured by the WAL owner.
   struct CheckpointJob {
+    std::chrono::steady_clock::time_point started;
     std::uint64_t segment_no = 0;  // the new segment; older ones go once the snapshot is in place
     std::string snapshot;
     std::vector<std::pair<std::uint64_t, std::uint64_t>> chunks;  // (stream id, chunk) to sync
@@ -225,7 +234,9 @@ class Engine {
   Result<void> checkpoint_locked();  // commit_mu_ held; both halves on this thread
   Result<CheckpointJob> begin_checkpoint_locked();
   Result<void> finish_checkpoint(CheckpointJob& job);  // any thread; one at a time
-  void keep_chunks_of_failed(CheckpointJob& job);
+  // After the second half: keeps a failed job's chunks for the next one and
+  // reports (on_checkpoint; latches unless it was out of space).
+  void end_checkpoint(CheckpointJob& job, const Result<void>& r);
   void start_background_checkpoint_locked();
   void wait_for_background_checkpoint();
   void checkpoint_loop();

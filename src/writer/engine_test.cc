@@ -342,8 +342,11 @@ TEST(Engine, FdatasyncFailureLatchesAndIsNeverRetried) {
   for (std::uint64_t k = 1; k <= 200; ++k) {
     wal::SimFs fs(100 + k);
     std::set<std::string> acked;
+    std::vector<std::string> reported;  // on_failure
     {
-      auto e = std::move(Engine::open(fs, manual(400)).value());
+      auto opts = manual(400);
+      opts.on_failure = [&reported](const Error& e) { reported.push_back(e.message); };
+      auto e = std::move(Engine::open(fs, opts).value());
       ASSERT_TRUE(e->create_stream_sync(sn("/a")));
       fs.fail_sync(k, errc::storage_failed);
       bool failed_seen = false;
@@ -358,6 +361,11 @@ TEST(Engine, FdatasyncFailureLatchesAndIsNeverRetried) {
           EXPECT_EQ(r.error().code, errc::storage_failed);
           failed_seen = true;
         }
+      }
+      EXPECT_EQ(reported.size(), e->failed() ? 1u : 0u);  // once, when it latched
+      if (!reported.empty()) {
+        EXPECT_EQ(reported.front(), e->failure()->message);
+        EXPECT_NE(reported.front().find("Input/output error"), std::string::npos) << reported.front();
       }
       if (failed_seen) {
         ++latched;
@@ -379,7 +387,14 @@ TEST(Engine, DiskFullIsACleanErrorAndResumes) {
   // RELIABILITY A9: ENOSPC -> disk_full, no corrupt tail, reads continue,
   // writes resume when space returns, and a restart while full succeeds.
   wal::SimFs fs(10);
-  auto e = std::move(Engine::open(fs, manual(1u << 20)).value());
+  auto opts = manual(1u << 20);
+  std::vector<std::string> checkpoints;  // on_checkpoint: "ok" or the error code
+  opts.on_checkpoint = [&checkpoints](double seconds, const Error* e) {
+    EXPECT_GE(seconds, 0.0);
+    checkpoints.push_back(e == nullptr ? "ok" : std::string(info(e->code).wire_code));
+  };
+  opts.on_failure = [](const Error& e) { ADD_FAILURE() << "latched: " << e.message; };
+  auto e = std::move(Engine::open(fs, opts).value());
   ASSERT_TRUE(e->create_stream_sync(sn("/a")));
   std::vector<std::string> acked;
   for (int cycle = 0; cycle < 20; ++cycle) {
@@ -393,11 +408,16 @@ TEST(Engine, DiskFullIsACleanErrorAndResumes) {
     ASSERT_FALSE(cp);
     EXPECT_EQ(cp.error().code, errc::disk_full);
     EXPECT_FALSE(e->failed());
+    ASSERT_FALSE(checkpoints.empty());
+    EXPECT_EQ(checkpoints.back(), info(errc::disk_full).wire_code);
     fs.clear_capacity();
     auto ok = e->append_sync(append_req(sn("/a"), {"ok" + std::to_string(cycle)}));
     ASSERT_TRUE(ok) << ok.error().message;
     acked.push_back("ok" + std::to_string(cycle));
   }
+  ASSERT_TRUE(e->checkpoint());
+  EXPECT_EQ(checkpoints.back(), "ok");
+  EXPECT_EQ(checkpoints.size(), 21u);
   e.reset();
   fs.set_capacity(1);
   fs.restart_clean();
@@ -436,6 +456,10 @@ class HeldCheckpoint {
     EngineOptions o;
     o.server = "h";
     o.checkpoint_bytes = 4096;
+    o.on_checkpoint = [this](double seconds, const Error* e) {
+      std::lock_guard lock(mu_);
+      reports_.emplace_back(seconds, e == nullptr ? "ok" : e->message);
+    };
     o.on_checkpoint_finish = [this] {
       if (calls_++ != 0) return;
       entered_.set_value();
@@ -464,8 +488,15 @@ class HeldCheckpoint {
     std::call_once(opened_, [this] { release_.set_value(); });
   }
   int calls() const { return calls_.load(); }
+  // on_checkpoint so far: (seconds, "ok" or the error).
+  std::vector<std::pair<double, std::string>> reports() {
+    std::lock_guard lock(mu_);
+    return reports_;
+  }
 
  private:
+  std::mutex mu_;
+  std::vector<std::pair<double, std::string>> reports_;
   const bool crash_after_;
   std::promise<void> entered_, release_;
   std::future<void> in_checkpoint_ = entered_.get_future();
@@ -504,6 +535,12 @@ TEST(Engine, SizeTriggeredCheckpointFinishesBesideCommits) {
   EXPECT_GE(e->stats().checkpoints, 1u);
   ASSERT_TRUE(e->close());
   EXPECT_EQ(segment_count(fs), 1u);
+  // Reported with both halves' duration: the held one took as long as the
+  // 200 appends above at least.
+  const auto reports = held.reports();
+  ASSERT_GE(reports.size(), 2u);  // the held one (and later ones), the one at close
+  EXPECT_EQ(reports.front().second, "ok");
+  EXPECT_GT(reports.front().first, 0.0);
   e.reset();
   fs.restart();
   auto again = std::move(Engine::open(fs, manual()).value());

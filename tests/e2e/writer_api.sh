@@ -160,6 +160,7 @@ curl -sS "http://$METRICS/metrics" >"$TMP/metrics.txt"
 contains "metrics append ops" "horizon_append_ops_total" "$(cat "$TMP/metrics.txt")"
 contains "metrics lines" "horizon_appended_lines_total 10006" "$(cat "$TMP/metrics.txt")"
 contains "metrics latency" "horizon_append_latency_seconds_bucket" "$(cat "$TMP/metrics.txt")"
+contains "metrics checkpoint duration" "horizon_checkpoint_duration_seconds_count" "$(cat "$TMP/metrics.txt")"
 lint=$(promtool check metrics <"$TMP/metrics.txt" 2>&1); rc=$?
 check "promtool exit" "0" "$rc"; check "promtool output" "" "$lint"
 
@@ -250,5 +251,28 @@ KEY=$(sed -n 's/^HORIZON_KEY=//p' "$DATA/client.env")
 not_contains "token in log" "$TOKEN" "$(cat "$TMP/writer.log")"
 not_contains "key in log" "$KEY" "$(cat "$TMP/writer.log")"
 grep -rq -e "$TOKEN" -e "$KEY" -e "PRIVATE KEY" "$DATA/store" && fail "secret found in the store" || pass
+
+# --- a storage failure (RELIABILITY A7 on the real syscall: strace makes
+# every fdatasync of the WAL segment fail with EIO) refuses writes with a
+# 503 storage_failed and is logged once, when the engine latches it
+stop_writer
+start_writer "$TMP/eio" || fail "eio bootstrap"
+stop_writer
+SEG=$(ls "$TMP/eio/wal" | tail -1)
+printf '#!/bin/sh\nexec strace -f -qq -o "%s" --seccomp-bpf -P "%s" -e trace=fdatasync -e inject=fdatasync:error=EIO "%s" "$@"\n' \
+  "$TMP/strace.txt" "$TMP/eio/wal/$SEG" "$HORIZON" >"$TMP/horizon-eio"
+chmod +x "$TMP/horizon-eio"
+HORIZON="$TMP/horizon-eio" start_writer "$TMP/eio" || fail "eio restart under strace"
+for i in 1 2 3; do
+  api POST /writer/create_stream "{\"Name\":\"/e$i\"}"
+  check "create after EIO $i" "503" "$STATUS"; contains "create after EIO $i body" '"error":"storage_failed"' "$BODY"
+done
+contains "EIO injected" "EIO (Input/output error) (INJECTED)" "$(cat "$TMP/strace.txt")"
+check "storage failure logged once" "1" \
+  "$(grep -c 'error \[writer\] storage failed, writes are refused until restart: fdatasync wal/.*Input/output error' "$TMP/writer.log")"
+contains "engine failed metric" "horizon_engine_failed 1" "$(curl -sS "http://$METRICS/metrics")"
+kill -TERM "$(pgrep -P "$WRITER_PID")" 2>/dev/null
+wait "$WRITER_PID"
+WRITER_PID=""
 
 finish
