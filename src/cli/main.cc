@@ -187,6 +187,9 @@ int main(int argc, char** argv) {
   writer->add_option("--advertise", wo.advertise, "host clients use to reach this Writer (in its certificate)")
       ->capture_default_str();
   writer->add_option("--chunk-size", wo.chunk_size, "rotation threshold in bytes")->capture_default_str();
+  writer->add_option("--checkpoint-bytes", wo.checkpoint_bytes,
+                     "WAL bytes between checkpoints (bounds the WAL and the replay at the next start; at least 65536)")
+      ->capture_default_str();
   writer->add_option("--activity-interval", wo.activity_interval_seconds,
                      "seconds between subscription activity rounds")
       ->capture_default_str();

@@ -58,6 +58,8 @@ bool split_host_port(const std::string& text, std::string& host, std::uint16_t& 
 
 namespace {
 
+constexpr std::uint64_t kMinCheckpointBytes = 64 * 1024;
+
 int fail(const std::string& what) {
   spdlog::error("{}", what);
   return 1;
@@ -114,6 +116,10 @@ int run_writer(WriterOptions o) {
     return fail(fmt::format("--ship-backoff-max {} must be between 0.2 and 3600 seconds", o.ship_backoff_max_seconds));
   }
   if (o.chunk_size < 1024) return fail(fmt::format("--chunk-size {} is below the minimum of 1024 bytes", o.chunk_size));
+  if (o.checkpoint_bytes < kMinCheckpointBytes) {
+    return fail(fmt::format("--checkpoint-bytes {} is below the minimum of {} bytes", o.checkpoint_bytes,
+                            kMinCheckpointBytes));
+  }
 
   // Flags are valid: only now touch the file system.
   if (o.data_dir.empty()) o.data_dir = default_data_dir();
@@ -147,6 +153,7 @@ int run_writer(WriterOptions o) {
   writer::EngineOptions eo;
   eo.server = o.advertise;
   eo.chunk_size = o.chunk_size;
+  eo.checkpoint_bytes = o.checkpoint_bytes;
   eo.on_sync = [&sync_latency](double s) { sync_latency.observe(s); };
   auto& checkpoint_duration = registry.histogram(
       "horizon_checkpoint_duration_seconds",

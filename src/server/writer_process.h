@@ -18,6 +18,10 @@ struct WriterOptions {
   std::string metrics = "0.0.0.0:9094";
   std::string advertise = "127.0.0.1";
   std::uint64_t chunk_size = 8u << 20;
+  // WAL bytes between checkpoints: bounds the WAL's size and the replay at
+  // the next start; each checkpoint syncs the chunk files written since the
+  // last one (on its own thread, beside the commits).
+  std::uint64_t checkpoint_bytes = 64u << 20;
   double activity_interval_seconds = 5.0;  // SPEC §7
   // "io": an API thread commits the queue itself when the WAL is free
   // (Engine::submit_and_lead); "thread": every commit on the commit thread.

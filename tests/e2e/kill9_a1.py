@@ -4,7 +4,8 @@ concurrent appends, restart it on the same data directory, and check every
 operation against the oracle (RELIABILITY section 4).
 
 8 client threads append batches of 1-5 unique lines `c<client>-<seq>-<rand>`
-to 16 streams with 64 KiB chunks (rotations happen constantly); each op is
+to 16 streams with 64 KiB chunks and a checkpoint every 64 KiB of WAL
+(rotations and checkpoints happen constantly); each op is
 logged as ok(offset), fail (definite 4xx) or info (timeout, connection
 error, 5xx: indeterminate, never retried). After the last cycle every stream
 is read from <stream>:0:0 through all its chunks and checked: lost, phantom,
@@ -41,6 +42,7 @@ DEFAULT_HORIZON = os.path.normpath(os.path.join(SCRIPT_DIR, "..", "..", "build",
 NUM_CLIENTS = 8
 NUM_STREAMS = 16
 CHUNK_SIZE = 65536
+CHECKPOINT_BYTES = 65536  # the minimum: kills land inside background checkpoints too
 START_TIMEOUT = 30.0  # a Writer that is not ready within this is a failure
 REQUEST_TIMEOUT = 5.0  # socket timeout of every client request
 READY_RE = re.compile(rb"ready: api https://([0-9.]+):(\d+) ")
@@ -94,7 +96,8 @@ class Writer:
         Returns the time from spawn to ready, in seconds."""
         self.last_log_offset = os.path.getsize(self.log_path) if os.path.exists(self.log_path) else 0
         argv = [self.binary, "writer", "--data", self.data, "--api", "127.0.0.1:0", "--pubsub", "127.0.0.1:0",
-                "--metrics", "127.0.0.1:0", "--chunk-size", str(CHUNK_SIZE)]
+                "--metrics", "127.0.0.1:0", "--chunk-size", str(CHUNK_SIZE),
+                "--checkpoint-bytes", str(CHECKPOINT_BYTES)]
         t0 = time.monotonic()
         deadline = t0 + START_TIMEOUT
         while True:  # the binary may be missing for a moment while it is rebuilt
@@ -643,6 +646,11 @@ def main():
               f"({info_present} of them present after recovery; {info_kinds}), fail ops: {n_fail}")
         print(f"client connect errors (nothing sent): {sum(c.connect_errors for c in clients)}")
         print(f"rotations seen: {rotations} (highest chunk {max_chunk})")
+        # Every checkpoint starts the next WAL segment, across restarts too.
+        segments = [int(n[:-4]) for n in os.listdir(os.path.join(writer.data, "wal"))
+                    if n.endswith(".log") and n[:-4].isdigit()]
+        highest_segment = max(segments, default=0)
+        print(f"checkpoints: highest WAL segment {highest_segment}")
         if restart_times:
             print(f"restart time: p50 {percentile(restart_times, 50) * 1000:.0f} ms, "
                   f"p99 {percentile(restart_times, 99) * 1000:.0f} ms, max {max(restart_times) * 1000:.0f} ms "
@@ -667,6 +675,7 @@ def main():
             results.append((kind, kind in counts and counts[kind] == 0))
         results.append(("reads_agree", restart_error is None and not reads_diffs))
         results.append(("rotations", max_chunk >= 1))
+        results.append(("checkpoints", highest_segment >= 10))
         for name, good in results:
             (passed_checks if good else failed_checks).append(name)
         for name in failed_checks:

@@ -189,6 +189,9 @@ check "second writer exit" "1" "$rc"; contains "second writer message" "in use b
 out=$("$HORIZON" writer --data "$TMP/iot" --io-threads 1 --api 127.0.0.1:0 --metrics 127.0.0.1:0 2>&1); rc=$?
 [ $rc -ne 0 ] && pass || fail "--io-threads 1 accepted"; contains "--io-threads 1 message" "--io-threads" "$out"
 [ ! -e "$TMP/iot" ] && pass || fail "--io-threads 1 created the data directory"
+out=$("$HORIZON" writer --data "$TMP/ckpt" --checkpoint-bytes 65535 --api 127.0.0.1:0 --metrics 127.0.0.1:0 2>&1); rc=$?
+check "--checkpoint-bytes 65535 exit" "1" "$rc"; contains "--checkpoint-bytes message" "below the minimum of 65536" "$out"
+[ ! -e "$TMP/ckpt" ] && pass || fail "--checkpoint-bytes 65535 created the data directory"
 out=$("$HORIZON" writer --data "$TMP/badapi" --api nonsense --metrics 127.0.0.1:0 2>&1); rc=$?
 check "bad --api exit" "1" "$rc"; contains "bad --api message" "is not host:port" "$out"
 [ ! -e "$TMP/badapi" ] && pass || fail "bad --api created the data directory"
