@@ -3,9 +3,12 @@
 # (issue 4, "Performance"), against Redis 7 Streams with appendfsync always
 # measured in the same run on the same disk.
 #
-#   bench/http_bench.sh [--seconds S] [--dir DIR]
+#   bench/http_bench.sh [--seconds S] [--repeat N] [--dir DIR]
 #
 #   BENCH_SECONDS=S   seconds per configuration (default 10; --seconds wins)
+#   BENCH_REPEAT=N    rounds per configuration, Event Horizon and Redis
+#                     alternating, one row each; with N > 1 a table of the
+#                     medians follows (default 1; --repeat wins)
 #   BENCH_DIR=DIR     parent of the temporary data directories (default /tmp)
 #   HORIZON=PATH      the horizon binary (default build/horizon)
 #   WRITER_ARGS=...   extra flags for the Writer (e.g. "--commit-on thread")
@@ -27,12 +30,14 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 HORIZON=${HORIZON:-$ROOT/build/horizon}
 SECONDS_PER=${BENCH_SECONDS:-10}
+REPEAT=${BENCH_REPEAT:-1}
 PARENT=${BENCH_DIR:-/tmp}
 while (($#)); do
   case $1 in
     --seconds) SECONDS_PER=$2; shift 2 ;;
+    --repeat) REPEAT=$2; shift 2 ;;
     --dir) PARENT=$2; shift 2 ;;
-    -h | --help) sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "http_bench: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -40,6 +45,15 @@ if ! [[ $SECONDS_PER =~ ^[0-9]+$ ]] || ((SECONDS_PER < 1)); then
   echo "http_bench: seconds must be a positive integer" >&2
   exit 2
 fi
+if ! [[ $REPEAT =~ ^[0-9]+$ ]] || ((REPEAT < 1 || REPEAT > 20)); then
+  echo "http_bench: --repeat must be an integer from 1 to 20" >&2
+  exit 2
+fi
+
+# median NUMBER... -> the median (the mean of the middle two for an even count)
+median() {
+  printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%.0f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+}
 
 CONNS=(1 16 64)
 BATCHES=(1 10 100)
@@ -317,7 +331,7 @@ run_redis() {
 
 # --- report
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
-echo "http_bench: Writer appends over HTTPS vs Redis Streams (appendfsync always), $SECONDS_PER s per configuration"
+echo "http_bench: Writer appends over HTTPS vs Redis Streams (appendfsync always), $SECONDS_PER s per configuration, $REPEAT round(s)"
 echo "machine: $(nproc) cores ($(lscpu | sed -n 's/^Model name: *//p' | head -1)), $(free -g | awk '/^Mem:/ { print $2 " GiB" }') RAM, kernel $(uname -r)"
 echo "disk:    $(df -hT "$TMP" | awk 'NR == 2 { print $1 " " $2 ", " $3 " total, " $5 " free, mounted on " $7 }') (data dirs under $TMP)"
 echo "load:    $(loadavg) at start"
@@ -331,22 +345,40 @@ echo
 
 printf '%-6s %-6s %14s %12s %9s %9s %9s %14s %9s %9s %9s\n' conns lines "EH lines/s" "EH req/s" "EH p50ms" "EH p99ms" \
   "srv p99ms" "Redis ev/s" "R p50ms" "R p99ms" "EH/Redis"
-declare -a NOTES=()
+declare -a NOTES=() MEDIANS=()
 for c in "${CONNS[@]}"; do
   for n in "${BATCHES[@]}"; do
     if [ -n "${BENCH_ONLY:-}" ] && ! [[ " $BENCH_ONLY " == *" ${c}x${n} "* ]]; then continue; fi
-    start_writer
-    run_wrk "$c" "$n"
-    stop_writer
-    run_redis "$c" "$n"
-    ratio=$(awk -v a="$EH_LPS" -v b="$R_RPS" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')
-    printf '%-6d %-6d %14d %12d %9s %9s %9s %14d %9s %9s %9s\n' "$c" "$n" "$EH_LPS" "$EH_RPS" "$EH_P50" "$EH_P99" \
-      "$EH_SRV_P99" "$R_RPS" "$R_P50" "$R_P99" "$ratio"
-    if ((EH_NON2XX || EH_ERRS)); then NOTES+=("c=$c lines=$n: wrk saw $EH_NON2XX non-2xx responses and $EH_ERRS socket errors"); fi
-    NOTES+=("c=$c lines=$n: EH: $EH_CHECK; $EH_CPU")
-    NOTES+=("c=$c lines=$n: Redis: N=$R_N XADDs in $R_WALL s, XLEN=$R_LEN; $R_CPU")
+    eh_rounds=() redis_rounds=()
+    for ((round = 1; round <= REPEAT; round++)); do
+      start_writer
+      run_wrk "$c" "$n"
+      stop_writer
+      run_redis "$c" "$n"
+      ratio=$(awk -v a="$EH_LPS" -v b="$R_RPS" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')
+      printf '%-6d %-6d %14d %12d %9s %9s %9s %14d %9s %9s %9s\n' "$c" "$n" "$EH_LPS" "$EH_RPS" "$EH_P50" "$EH_P99" \
+        "$EH_SRV_P99" "$R_RPS" "$R_P50" "$R_P99" "$ratio"
+      eh_rounds+=("$EH_LPS")
+      redis_rounds+=("$R_RPS")
+      if ((EH_NON2XX || EH_ERRS)); then NOTES+=("c=$c lines=$n: wrk saw $EH_NON2XX non-2xx responses and $EH_ERRS socket errors"); fi
+      NOTES+=("c=$c lines=$n: EH: $EH_CHECK; $EH_CPU")
+      NOTES+=("c=$c lines=$n: Redis: N=$R_N XADDs in $R_WALL s, XLEN=$R_LEN; $R_CPU")
+    done
+    if ((REPEAT > 1)); then
+      eh_med=$(median "${eh_rounds[@]}")
+      redis_med=$(median "${redis_rounds[@]}")
+      MEDIANS+=("$(printf '%-6d %-6d %14d %14d %9s   EH %s; Redis %s' "$c" "$n" "$eh_med" "$redis_med" \
+        "$(awk -v a="$eh_med" -v b="$redis_med" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')" \
+        "${eh_rounds[*]}" "${redis_rounds[*]}")")
+    fi
   done
 done
+if ((REPEAT > 1)); then
+  echo
+  echo "medians of $REPEAT alternating rounds (EH lines/s, Redis events/s):"
+  printf '%-6s %-6s %14s %14s %9s   %s\n' conns lines "EH lines/s" "Redis ev/s" "EH/Redis" "rounds"
+  for m in "${MEDIANS[@]}"; do echo "$m"; done
+fi
 echo
 echo "EH p50/p99: wrk --latency, which (wrk 4) adds coordinated-omission samples for responses slower than"
 echo "  2 x (run time / requests per connection): one stall counts many times, most at 1 connection."
