@@ -876,8 +876,8 @@ bool Engine::commit_batch_locked() {
   if (segment_size_ >= options_.checkpoint_bytes && !failed()) {
     if (options_.background) {
       start_background_checkpoint_locked();
-    } else if (auto r = checkpoint_locked(); !r && r.error().code != errc::disk_full) {
-      latch(r.error());
+    } else {
+      (void)checkpoint_locked();  // a failure is latched or retried by the next one
     }
   }
   return true;
@@ -907,11 +907,10 @@ void Engine::commit_loop() {
 Result<void> Engine::checkpoint() {
   std::lock_guard owner(commit_mu_);
   if (auto f = failure()) return *f;
-  auto r = checkpoint_locked();
   // Out of space while creating files is not sticky: the old segment and
   // snapshot still describe everything, and the next checkpoint retries.
-  if (!r && r.error().code != errc::disk_full) latch(r.error());
-  return r;
+  // Any other failure has latched the engine (checkpoint_ended).
+  return checkpoint_locked();
 }
 
 // A checkpoint has two halves. The WAL owner begins it: it starts a new
@@ -927,9 +926,7 @@ Result<Engine::CheckpointJob> Engine::begin_checkpoint_locked() {
   const std::uint64_t old_segment = segment_no_;
   if (auto r = start_segment(old_segment + 1); !r) {
     const Error e = r.error();
-    if (options_.on_checkpoint) {
-      options_.on_checkpoint(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(), &e);
-    }
+    checkpoint_ended(started, &e);
     return e;
   }
   CheckpointJob job;
@@ -995,19 +992,23 @@ Result<void> Engine::finish_checkpoint(CheckpointJob& job) {
   return {};
 }
 
+void Engine::checkpoint_ended(std::chrono::steady_clock::time_point started, const Error* e) {
+  if (e != nullptr && e->code != errc::disk_full) latch(*e);
+  if (options_.on_checkpoint) {
+    options_.on_checkpoint(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(), e);
+  }
+}
+
 // A failed second half leaves the old snapshot and all segments in place;
 // the next checkpoint syncs these chunks too.
 void Engine::end_checkpoint(CheckpointJob& job, const Result<void>& r) {
-  if (!r) {
+  if (r) return checkpoint_ended(job.started, nullptr);
+  {
     std::lock_guard lock(ckpt_mu_);
     ckpt_carry_.insert(ckpt_carry_.end(), job.chunks.begin(), job.chunks.end());
   }
-  if (!r && r.error().code != errc::disk_full) latch(r.error());
-  if (options_.on_checkpoint) {
-    const std::optional<Error> e = r ? std::nullopt : std::optional<Error>(r.error());
-    options_.on_checkpoint(std::chrono::duration<double>(std::chrono::steady_clock::now() - job.started).count(),
-                           e ? &*e : nullptr);
-  }
+  const Error e = r.error();
+  checkpoint_ended(job.started, &e);
 }
 
 Result<void> Engine::checkpoint_locked() {
@@ -1025,11 +1026,7 @@ void Engine::start_background_checkpoint_locked() {
     if (ckpt_busy_) return;  // the segment grows past the threshold until that one is done
   }
   auto job = begin_checkpoint_locked();
-  if (!job) {
-    // Out of space for the new segment: not sticky, the next commit retries.
-    if (job.error().code != errc::disk_full) latch(job.error());
-    return;
-  }
+  if (!job) return;  // latched, or out of space for the new segment: the next commit retries
   {
     std::lock_guard lock(ckpt_mu_);
     ckpt_job_ = std::move(*job);

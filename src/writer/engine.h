@@ -234,8 +234,12 @@ class Engine {
   Result<void> checkpoint_locked();  // commit_mu_ held; both halves on this thread
   Result<CheckpointJob> begin_checkpoint_locked();
   Result<void> finish_checkpoint(CheckpointJob& job);  // any thread; one at a time
-  // After the second half: keeps a failed job's chunks for the next one and
-  // reports (on_checkpoint; latches unless it was out of space).
+  // Every checkpoint ends here, either half: latches a failure other than
+  // lack of space (which the next checkpoint retries) and reports it
+  // (on_checkpoint).
+  void checkpoint_ended(std::chrono::steady_clock::time_point started, const Error* e);
+  // After the second half: keeps a failed job's chunks for the next one,
+  // then checkpoint_ended.
   void end_checkpoint(CheckpointJob& job, const Result<void>& r);
   void start_background_checkpoint_locked();
   void wait_for_background_checkpoint();

@@ -442,6 +442,13 @@ std::future<Result<AppendOutcome>> append_async(Engine& e, const StreamName& s, 
   return f;
 }
 
+// Appends one line (never committing on this thread); whether it was
+// acknowledged within `limit`.
+bool acked_within(Engine& e, const StreamName& s, std::string line, std::chrono::seconds limit) {
+  auto r = append_async(e, s, std::move(line));
+  return r.wait_for(limit) == std::future_status::ready && r.get().has_value();
+}
+
 // Options for an engine with a commit thread whose first checkpoint holds
 // its second half (on the checkpoint thread) until open() -- and then, with
 // crash_after, dies there like the process would in a power loss. Opens
@@ -475,8 +482,7 @@ class HeldCheckpoint {
     for (int i = 0; i < 1000; ++i) {
       if (in_checkpoint_.wait_for(std::chrono::seconds(0)) == std::future_status::ready) return true;
       acked.push_back(line(i));
-      auto r = append_async(e, stream(i), acked.back());
-      if (r.wait_for(std::chrono::seconds(10)) != std::future_status::ready || !r.get()) {
+      if (!acked_within(e, stream(i), acked.back(), std::chrono::seconds(10))) {
         ADD_FAILURE() << "append " << i << " before the checkpoint failed or hung";
         return false;
       }
@@ -523,8 +529,7 @@ TEST(Engine, SizeTriggeredCheckpointFinishesBesideCommits) {
   bool all_answered = true;
   for (int i = 0; i < 200 && all_answered; ++i) {
     acked.push_back(fmt::format("during-{}-{}", i, std::string(100, 'd')));
-    auto r = append_async(*e, sn("/a"), acked.back());
-    all_answered = r.wait_for(std::chrono::seconds(5)) == std::future_status::ready && r.get().has_value();
+    all_answered = acked_within(*e, sn("/a"), acked.back(), std::chrono::seconds(5));
   }
   EXPECT_TRUE(all_answered) << "appends waited for the checkpoint";
   EXPECT_EQ(held.calls(), 1);
@@ -566,9 +571,7 @@ TEST(Engine, PowerLossDuringABackgroundCheckpointLosesNothing) {
         [](int i) { return fmt::format("{}-before-{}-{}", i % 2 ? "/a" : "/b", i, std::string(100, 'b')); }));
     for (int i = 0; i < 50; ++i) {
       acked.push_back(fmt::format("{}-during-{}-{}", i % 2 ? "/a" : "/b", i, std::string(100, 'd')));
-      auto r = append_async(*e, sn(i % 2 ? "/a" : "/b"), acked.back());
-      ASSERT_EQ(r.wait_for(std::chrono::seconds(10)), std::future_status::ready);
-      ASSERT_TRUE(r.get());
+      ASSERT_TRUE(acked_within(*e, sn(i % 2 ? "/a" : "/b"), acked.back(), std::chrono::seconds(10)));
     }
     fs.restart();  // power loss: only what was synced survives
     held.open();
