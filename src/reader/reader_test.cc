@@ -249,6 +249,29 @@ TEST(Shipper, RetriesWhileTheStoreIsDownAndVerifiesBeforeFreeing) {
   EXPECT_TRUE(w.engine->ship_queue().empty());
 }
 
+// A sealed chunk is shipped when the engine says so (Writer: on_seal ->
+// wake), not at the next poll: shipped before the next checkpoint, it is
+// never written to a local file.
+TEST(Shipper, WakeShipsAtOnceInsteadOfAtTheNextPoll) {
+  World w;
+  ASSERT_TRUE(w.engine->create_stream_sync(sn("/s")));
+  server::ShipperOptions o;
+  o.poll = std::chrono::hours(1);
+  server::Shipper shipper(*w.engine, *w.store, w.key, o, nullptr);
+  shipper.start();  // finds nothing, then would sleep for an hour
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  w.fill(30);
+  ASSERT_FALSE(w.engine->ship_queue().empty());
+  shipper.wake();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (!w.engine->ship_queue().empty() && std::chrono::steady_clock::now() < deadline) {
+    w.engine->step();  // manual engine: commit the shipper's mark_shipped
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_TRUE(w.engine->ship_queue().empty());
+  shipper.stop();
+}
+
 // Calls `on_put` before every put (from the caller's thread).
 class HookedStore final : public store::ObjectStore {
  public:

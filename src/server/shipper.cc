@@ -73,6 +73,14 @@ void Shipper::start() {
     });
 }
 
+void Shipper::wake() {
+  {
+    std::lock_guard lock(mu_);
+    woken_ = true;
+  }
+  cv_.notify_all();
+}
+
 void Shipper::stop() {
   {
     std::lock_guard lock(mu_);
@@ -103,7 +111,12 @@ void Shipper::loop() {
       }
     }
     std::unique_lock lock(mu_);
-    if (cv_.wait_for(lock, wait, [this] { return stopping_.load(); })) return;
+    // A wake-up cuts the poll short, never the back-off after a failure.
+    const bool failing = streak_.load() > 0;
+    if (cv_.wait_for(lock, wait, [this, failing] { return stopping_.load() || (woken_ && !failing); })) {
+      if (stopping_.load()) return;
+    }
+    woken_ = false;
   }
 }
 

@@ -55,6 +55,8 @@ class Shipper {
   // next start). Returns how many chunks were shipped.
   [[nodiscard]] Result<std::size_t> ship_pending();
   void start();
+  // Looks at the queue now instead of at the next poll (a chunk was sealed).
+  void wake();
   // Waits for the chunk in flight (bounded by the store's timeouts), not for
   // the backlog.
   void stop();
@@ -74,6 +76,7 @@ class Shipper {
   std::mutex mu_;
   std::condition_variable cv_;
   std::atomic<bool> stopping_{false};  // written under mu_ (for cv_), read anywhere
+  bool woken_ = false;                 // GUARDED_BY(mu_)
   std::thread thread_;
 };
 

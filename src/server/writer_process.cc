@@ -175,6 +175,12 @@ int run_writer(WriterOptions o) {
     if (server == nullptr) return;
     for (const auto& n : notes) server->publish("sub:" + n.subscription.str(), n.cursor.to_string());
   };
+  // A sealed chunk is shipped right away: shipped before the next
+  // checkpoint, it is never written to a local chunk file.
+  std::atomic<Shipper*> ship_now{nullptr};
+  eo.on_seal = [&ship_now] {
+    if (Shipper* s = ship_now.load(std::memory_order_acquire)) s->wake();
+  };
   auto engine = writer::Engine::open(**fs, eo);
   if (!engine) return fail(engine.error().message);
   const auto& rec = (*engine)->recovery();
@@ -190,6 +196,7 @@ int run_writer(WriterOptions o) {
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::duration<double>(o.ship_backoff_max_seconds));
   Shipper shipper(**engine, **store, *master_key, shipper_options, &shipper_metrics);
   shipper.start();
+  ship_now.store(&shipper, std::memory_order_release);
 
   pubsub::ServerOptions ps;
   ps.address = pubsub_host;
@@ -280,6 +287,7 @@ int run_writer(WriterOptions o) {
   }
   activity_cv.notify_all();
   activity.join();
+  ship_now.store(nullptr, std::memory_order_release);
   shipper.stop();
   notifier.store(nullptr, std::memory_order_release);
   if (pubsub_server) pubsub_server->stop();

@@ -72,6 +72,88 @@ class Engine::FileCache {
   std::map<Key, std::pair<std::shared_ptr<File>, std::list<Key>::iterator>> map_;
 };
 
+// Committed chunk bytes that are not in their chunk file yet. The WAL holds
+// them durably; the checkpoint writes them out before it lets the WAL go, and
+// a chunk shipped before that is never written locally at all (each line
+// reaches the disk once, in the WAL, instead of twice). Per chunk: the file
+// holds [0, start), the blocks hold [start, end), in order. Blocks are shared
+// and immutable, so a reader or the checkpoint copies the list under the lock
+// and reads outside it. At most about two checkpoints' worth of WAL bytes are
+// held (more only while checkpoints fail for lack of space).
+class Engine::Tails {
+ public:
+  using Key = std::pair<std::uint64_t, std::uint64_t>;
+  struct View {
+    std::uint64_t start = 0;
+    std::uint64_t end = 0;
+    std::vector<std::shared_ptr<const std::string>> blocks;
+  };
+
+  // Bytes at `offset` of a chunk; they continue the held ones (the first
+  // ones of a chunk may start anywhere: the file holds what comes before).
+  Result<void> append(const Key& key, std::uint64_t offset, std::string bytes) {
+    std::lock_guard lock(mu_);
+    auto [it, fresh] = map_.try_emplace(key);
+    Tail& t = it->second;
+    if (fresh || t.blocks.empty()) {
+      t.start = offset;
+      t.end = offset;
+    }
+    if (offset != t.end) {
+      return Error::make(errc::corruption, fmt::format("chunk {} of stream id {}: bytes at {} do not continue its end {}",
+                                                       key.second, key.first, offset, t.end));
+    }
+    t.end += bytes.size();
+    total_ += bytes.size();
+    t.blocks.push_back(std::make_shared<const std::string>(std::move(bytes)));
+    return {};
+  }
+
+  std::optional<View> view(const Key& key) const {
+    std::lock_guard lock(mu_);
+    auto it = map_.find(key);
+    if (it == map_.end() || it->second.blocks.empty()) return std::nullopt;
+    return View{it->second.start, it->second.end, {it->second.blocks.begin(), it->second.blocks.end()}};
+  }
+
+  // The file now holds everything below `upto` (a block end): forget those blocks.
+  void written(const Key& key, std::uint64_t upto) {
+    std::lock_guard lock(mu_);
+    auto it = map_.find(key);
+    if (it == map_.end()) return;
+    Tail& t = it->second;
+    while (!t.blocks.empty() && t.start + t.blocks.front()->size() <= upto) {
+      t.start += t.blocks.front()->size();
+      total_ -= t.blocks.front()->size();
+      t.blocks.pop_front();
+    }
+    if (t.blocks.empty()) map_.erase(it);
+  }
+
+  void drop(const Key& key) {
+    std::lock_guard lock(mu_);
+    auto it = map_.find(key);
+    if (it == map_.end()) return;
+    for (const auto& b : it->second.blocks) total_ -= b->size();
+    map_.erase(it);
+  }
+
+  std::uint64_t bytes() const {
+    std::lock_guard lock(mu_);
+    return total_;
+  }
+
+ private:
+  struct Tail {
+    std::uint64_t start = 0;
+    std::uint64_t end = 0;
+    std::deque<std::shared_ptr<const std::string>> blocks;
+  };
+  mutable std::mutex mu_;
+  std::map<Key, Tail> map_;
+  std::uint64_t total_ = 0;
+};
+
 // One sequenced request waiting for its group commit.
 struct Engine::Pending {
   std::vector<Op> ops;
@@ -121,7 +203,8 @@ Result<std::string> read_whole(wal::Fs& fs, const std::string& path) {
 }  // namespace
 
 Engine::Engine(wal::Fs& fs, EngineOptions options)
-    : fs_(fs), options_(std::move(options)), files_(std::make_unique<FileCache>(fs, options_.max_open_files)) {}
+    : fs_(fs), options_(std::move(options)), files_(std::make_unique<FileCache>(fs, options_.max_open_files)),
+      tails_(std::make_unique<Tails>()) {}
 
 Engine::~Engine() {
   {
@@ -160,6 +243,7 @@ Result<std::unique_ptr<Engine>> Engine::open(wal::Fs& fs, EngineOptions options)
     if (auto r = engine->checkpoint(); !r && r.error().code != errc::disk_full) return r.error();
   }
   if (engine->options_.background) {
+    engine->ckpt_running_ = true;  // no other thread yet
     engine->ckpt_thread_ = std::thread([e = engine.get()] {
       set_thread_name("eh-checkpoint");
       e->checkpoint_loop();
@@ -209,14 +293,23 @@ Result<void> Engine::start_segment(std::uint64_t segment_no) {
   return {};
 }
 
-Result<void> Engine::write_chunk(std::uint64_t stream_id, std::uint64_t chunk_no, std::uint64_t offset,
-                                 std::string_view bytes) {
-  auto f = files_->get(stream_id, chunk_no, true);
+// Writes the chunk's bytes held in memory to its file and syncs it; they
+// are then dropped from memory. A chunk with nothing in memory is synced.
+Result<void> Engine::write_out(std::uint64_t stream_id, std::uint64_t chunk_no) {
+  const Tails::Key key{stream_id, chunk_no};
+  auto view = tails_->view(key);
+  auto f = files_->get(stream_id, chunk_no, view.has_value());
   if (!f) return f.error();
-  if (auto r = (*f)->pwrite(bytes, offset); !r) return r;
-  if (auto r = failpoint::hit("chunk.after_write"); !r) return r;
-  const std::pair<std::uint64_t, std::uint64_t> key{stream_id, chunk_no};
-  if (touched_chunks_.empty() || touched_chunks_.back() != key) touched_chunks_.push_back(key);
+  if (view) {
+    std::uint64_t at = view->start;
+    for (const auto& block : view->blocks) {
+      if (auto r = (*f)->pwrite(*block, at); !r) return r;
+      at += block->size();
+    }
+    if (auto r = failpoint::hit("chunk.after_write"); !r) return r;
+  }
+  if (auto r = (*f)->sync(); !r) return sync_failed(r.error());
+  if (view) tails_->written(key, view->end);
   return {};
 }
 
@@ -338,9 +431,12 @@ Result<void> Engine::recover() {
                                                                   r.error().message)));
         }
         if (const auto* w = std::get_if<OpChunkWrite>(&op)) {
-          auto f = files_->get(w->stream_id, w->chunk_no, true);
-          if (!f) return f.error();
-          if (auto r = (*f)->pwrite(w->bytes, w->offset); !r) return r.error();
+          if (auto r = tails_->append({w->stream_id, w->chunk_no}, w->offset, w->bytes); !r) {
+            return refuse(Error::make(errc::corruption, fmt::format("{} commit {}: {}", path, commit_no,
+                                                                    r.error().message)));
+          }
+        } else if (const auto* sh = std::get_if<OpShipped>(&op)) {
+          tails_->drop({sh->stream_id, sh->chunk_no});
         }
       }
       st.last_commit_no = commit_no;
@@ -375,15 +471,35 @@ Result<void> Engine::recover() {
   }
 
   // Chunk files: every held chunk must have at least its committed bytes
-  // (shorter means synced data was lost); bytes beyond were never
-  // acknowledged and are cut off. Files no longer held are removed.
+  // (shorter means synced data was lost), except those the WAL replay just
+  // put back into memory: the file must reach where they start, and is cut
+  // there (anything beyond was never synced; the checkpoint writes it
+  // again). Files no longer held are removed.
   std::set<std::pair<std::uint64_t, std::uint64_t>> held;
   for (const auto& [id, s] : st.streams()) {
     std::vector<std::pair<std::uint64_t, std::uint64_t>> chunks(s.sealed.begin(), s.sealed.end());
     chunks.emplace_back(s.chunk_no, s.size);
-    for (const auto& [chunk, size] : chunks) {
+    for (auto [chunk, size] : chunks) {
       held.emplace(id, chunk);
       touched_chunks_.emplace_back(id, chunk);
+      if (auto view = tails_->view({id, chunk})) {
+        if (view->end != size) {
+          return refuse(Error::make(errc::corruption,
+                                    fmt::format("chunk {} of stream {}: the WAL holds bytes up to {} but {} were "
+                                                "committed",
+                                                chunk, s.name.str(), view->end, size)));
+        }
+        size = view->start;
+        if (size == 0) {  // everything is in memory; a file, if any, is cut to nothing
+          auto f = files_->get(id, chunk, false);
+          if (f) {
+            if (auto r = (*f)->truncate(0); !r) return r.error();
+          } else if (f.error().code != errc::chunk_not_found) {
+            return f.error();
+          }
+          continue;
+        }
+      }
       auto f = files_->get(id, chunk, size == 0);
       if (!f) {
         return refuse(Error::make(errc::corruption, fmt::format("chunk file {} of stream {} is missing: {}",
@@ -758,48 +874,6 @@ bool Engine::commit_batch_locked() {
     return true;
   };
 
-  // The chunk files first (page cache; nothing reads past a committed end),
-  // so that a chunk file that cannot grow fails the batch before the WAL
-  // makes it durable, instead of after. Consecutive writes that continue
-  // each other in one chunk (a group of appends to one stream) go out as
-  // one pwrite.
-  {
-    const OpChunkWrite* run = nullptr;  // first write of the pending run
-    std::uint64_t run_len = 0;
-    std::string joined;  // the run's bytes once it has more than one write
-    auto flush_run = [&]() -> Result<void> {
-      if (run == nullptr) return {};
-      auto r = write_chunk(run->stream_id, run->chunk_no, run->offset, joined.empty() ? run->bytes : joined);
-      run = nullptr;
-      joined.clear();
-      return r;
-    };
-    Result<void> r;
-    for (const auto& p : batch) {
-      for (const auto& op : p->ops) {
-        const auto* w = std::get_if<OpChunkWrite>(&op);
-        if (w == nullptr || !r) continue;
-        if (run != nullptr && w->stream_id == run->stream_id && w->chunk_no == run->chunk_no &&
-            w->offset == run->offset + run_len) {
-          if (joined.empty()) joined = run->bytes;
-          joined += w->bytes;
-          run_len += w->bytes.size();
-          continue;
-        }
-        r = flush_run();
-        run = w;
-        run_len = w->bytes.size();
-      }
-    }
-    if (r) r = flush_run();
-    if (!r) {
-      if (r.error().code == errc::disk_full) return give_back(r.error());
-      latch(r.error());
-      fail_all(*failure());
-      return true;
-    }
-  }
-
   Result<void> wrote = reserve_segment(*segment_, segment_size_ + record_buf_.size());
   if (wrote) wrote = segment_->pwrite(record_buf_, segment_size_);
   if (!wrote) {
@@ -829,7 +903,40 @@ bool Engine::commit_batch_locked() {
     return true;
   }
 
-  // Durable: make it visible.
+  bool sealed = false;  // the commit sealed chunks
+  // Durable: make it visible. The chunk bytes go to memory first (the
+  // checkpoint writes them to the chunk files), then the committed ends
+  // move, so a reader never finds an end without its bytes. Consecutive
+  // writes that continue each other in one chunk (a group of appends to one
+  // stream) become one block.
+  {
+    const OpChunkWrite* run = nullptr;  // first write of the pending run
+    std::string joined;
+    auto flush_run = [&]() -> Result<void> {
+      if (run == nullptr) return {};
+      const Tails::Key key{run->stream_id, run->chunk_no};
+      if (touched_chunks_.empty() || touched_chunks_.back() != key) touched_chunks_.push_back(key);
+      auto r = tails_->append(key, run->offset, std::move(joined));
+      run = nullptr;
+      joined.clear();
+      return r;
+    };
+    Result<void> r;
+    for (const auto& p : batch) {
+      for (const auto& op : p->ops) {
+        const auto* w = std::get_if<OpChunkWrite>(&op);
+        if (w == nullptr || !r) continue;
+        if (run == nullptr || w->stream_id != run->stream_id || w->chunk_no != run->chunk_no ||
+            w->offset != run->offset + joined.size()) {
+          r = flush_run();
+          run = w;
+        }
+        joined += w->bytes;
+      }
+    }
+    if (r) r = flush_run();
+    if (!r) latch(r.error());  // acknowledged below all the same: the WAL has it
+  }
   std::vector<Notification> notes;
   {
     std::unique_lock lock(committed_mu_);
@@ -841,6 +948,7 @@ bool Engine::commit_batch_locked() {
           break;
         }
         if (const auto* w = std::get_if<OpChunkWrite>(&op)) written.push_back(w->stream_id);
+        if (std::holds_alternative<OpRotate>(op)) sealed = true;
       }
     }
     committed_.last_commit_no = commit_no;
@@ -854,10 +962,27 @@ bool Engine::commit_batch_locked() {
       }
     }
   }
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> shipped;
   for (const auto& p : batch) {
     for (const auto& [id, chunk] : p->remove_files) {
       files_->drop(id, chunk);
-      (void)fs_.remove(wal::chunk_path(id, chunk));  // a leftover is removed by the next recovery
+      tails_->drop({id, chunk});
+      shipped.emplace_back(id, chunk);
+    }
+  }
+  if (!shipped.empty()) {
+    bool queued = false;
+    {
+      std::lock_guard lock(ckpt_mu_);
+      if (ckpt_running_) {
+        ckpt_remove_.insert(ckpt_remove_.end(), shipped.begin(), shipped.end());
+        queued = true;
+      }
+    }
+    if (queued) {
+      ckpt_cv_.notify_all();
+    } else {
+      remove_chunk_files(shipped);
     }
   }
   {
@@ -872,6 +997,7 @@ bool Engine::commit_batch_locked() {
   // engine; recovery replays it from the WAL).
   for (auto& p : batch) p->complete(nullptr);
   if (!notes.empty()) options_.on_notify(notes);
+  if (options_.on_seal && sealed) options_.on_seal();
 
   if (segment_size_ >= options_.checkpoint_bytes && !failed()) {
     if (options_.background) {
@@ -954,12 +1080,10 @@ Result<void> Engine::finish_checkpoint(CheckpointJob& job) {
   };
   for (const auto& [id, chunk] : job.chunks) {
     if (gone(id, chunk)) continue;
-    auto f = files_->get(id, chunk, false);
-    if (!f) {
-      if (f.error().code == errc::chunk_not_found && gone(id, chunk)) continue;
-      return f.error();
+    if (auto r = write_out(id, chunk); !r) {
+      if (r.error().code == errc::chunk_not_found && gone(id, chunk)) continue;
+      return r.error();
     }
-    if (auto r = (*f)->sync(); !r) return sync_failed(r.error());
   }
   if (auto r = fs_.sync_dir(std::string(wal::kChunkDir)); !r) return sync_failed(r.error());
   if (auto r = failpoint::hit("checkpoint.after_chunk_sync"); !r) return r.error();
@@ -1040,11 +1164,27 @@ void Engine::wait_for_background_checkpoint() {
   ckpt_cv_.wait(lock, [this] { return !ckpt_busy_; });
 }
 
+// A leftover (a crash before the removal) is removed by the next recovery.
+void Engine::remove_chunk_files(const std::vector<std::pair<std::uint64_t, std::uint64_t>>& chunks) {
+  for (const auto& [id, chunk] : chunks) (void)fs_.remove(wal::chunk_path(id, chunk));
+}
+
 void Engine::checkpoint_loop() {
   std::unique_lock lock(ckpt_mu_);
   for (;;) {
-    ckpt_cv_.wait(lock, [this] { return ckpt_stop_ || ckpt_job_.has_value(); });
-    if (!ckpt_job_) return;  // stopping, nothing in flight
+    ckpt_cv_.wait(lock, [this] { return ckpt_stop_ || ckpt_job_.has_value() || !ckpt_remove_.empty(); });
+    if (!ckpt_remove_.empty()) {
+      std::vector<std::pair<std::uint64_t, std::uint64_t>> chunks;
+      chunks.swap(ckpt_remove_);
+      lock.unlock();
+      remove_chunk_files(chunks);
+      lock.lock();
+      continue;
+    }
+    if (!ckpt_job_) {  // stopping, nothing in flight
+      ckpt_running_ = false;
+      return;
+    }
     CheckpointJob job = std::move(*ckpt_job_);
     ckpt_job_.reset();
     lock.unlock();
@@ -1133,6 +1273,42 @@ Result<void> Engine::activity_round_sync() {
 // ---------------------------------------------------------------------------
 // Reads
 
+// Bytes [pos, pos + len) of a held chunk (fewer past the end of what is
+// there): the file for what it holds, memory for the rest. The memory part
+// only ever moves to the file, so a file read after taking the view finds
+// at least the view's start.
+Result<std::string> Engine::read_chunk(std::uint64_t id, std::uint64_t chunk, std::uint64_t pos,
+                                       std::size_t len) const {
+  const auto view = tails_->view({id, chunk});
+  std::string out;
+  if (!view || pos < view->start) {
+    const std::size_t from_file =
+        view ? static_cast<std::size_t>(std::min<std::uint64_t>(len, view->start - pos)) : len;
+    auto f = files_->get(id, chunk, false);
+    if (!f) return f.error();
+    auto b = (*f)->pread(pos, from_file);
+    if (!b) return b.error();
+    out = std::move(*b);
+    if (!view || out.size() < from_file) return out;
+    pos += from_file;
+    len -= from_file;
+  }
+  std::uint64_t at = view->start;
+  for (const auto& block : view->blocks) {
+    if (len == 0) break;
+    const std::uint64_t block_end = at + block->size();
+    if (pos >= at && pos < block_end) {
+      const auto skip = static_cast<std::size_t>(pos - at);
+      const std::size_t take = std::min(len, block->size() - skip);
+      out.append(*block, skip, take);
+      pos += take;
+      len -= take;
+    }
+    at = block_end;
+  }
+  return out;
+}
+
 Result<LiveRead> Engine::read(const Cursor& from, std::size_t max_lines) const {
   std::uint64_t id = 0, limit = 0;
   const auto chunk = static_cast<std::uint64_t>(from.chunk());
@@ -1161,14 +1337,13 @@ Result<LiveRead> Engine::read(const Cursor& from, std::size_t max_lines) const {
     return Error::make(errc::invalid_cursor, fmt::format("cursor {} is beyond the end of its chunk ({} bytes)",
                                                          from.to_string(), limit));
   }
-  auto f = files_->get(id, chunk, false);
-  if (!f) {
+  auto gone = [&] {
     return Error::make(errc::chunk_not_found,
                        fmt::format("chunk {} of {} is no longer held by this Writer", chunk, name.str()));
-  }
+  };
   if (offset > 0) {
-    auto prev = (*f)->pread(offset - 1, 1);
-    if (!prev) return prev.error();
+    auto prev = read_chunk(id, chunk, offset - 1, 1);
+    if (!prev) return prev.error().code == errc::chunk_not_found ? gone() : prev.error();
     if (*prev != "\n") {
       return Error::make(errc::invalid_cursor, fmt::format("cursor {} is not at the start of a line",
                                                            from.to_string()));
@@ -1178,8 +1353,8 @@ Result<LiveRead> Engine::read(const Cursor& from, std::size_t max_lines) const {
   std::uint64_t pos = offset;
   std::size_t window = 64 * 1024;
   while (pos < limit && out.lines < max_lines) {
-    auto buf = (*f)->pread(pos, static_cast<std::size_t>(std::min<std::uint64_t>(window, limit - pos)));
-    if (!buf) return buf.error();
+    auto buf = read_chunk(id, chunk, pos, static_cast<std::size_t>(std::min<std::uint64_t>(window, limit - pos)));
+    if (!buf) return buf.error().code == errc::chunk_not_found ? gone() : buf.error();
     if (buf->empty()) {
       return Error::make(errc::corruption, fmt::format("chunk {} of {} is shorter than its committed size {}", chunk,
                                                        name.str(), limit));
@@ -1217,10 +1392,11 @@ Result<std::string> Engine::read_sealed_chunk(const StreamName& stream, std::uin
     id = s->id;
     size = it->second;
   }
-  auto f = files_->get(id, chunk, false);
-  if (!f) return Error::make(errc::chunk_not_found, fmt::format("chunk {} of {} is gone", chunk, stream.str()));
-  auto bytes = (*f)->pread(0, static_cast<std::size_t>(size));
-  if (!bytes) return bytes.error();
+  auto bytes = read_chunk(id, chunk, 0, static_cast<std::size_t>(size));
+  if (!bytes) {
+    if (bytes.error().code != errc::chunk_not_found) return bytes.error();
+    return Error::make(errc::chunk_not_found, fmt::format("chunk {} of {} is gone", chunk, stream.str()));
+  }
   if (bytes->size() != size) {
     return Error::make(errc::corruption, fmt::format("chunk {} of {} has {} bytes, {} committed", chunk, stream.str(),
                                                      bytes->size(), size));

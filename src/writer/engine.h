@@ -5,10 +5,11 @@
 // Every request is sequenced under one mutex (the sequencer decides order
 // and offsets, no I/O under it), queued, and committed by the single WAL
 // owner: all queued requests share one WAL write and one fdatasync, and each
-// caller's callback runs only after the sync that covers it. Then the bytes
-// are written to the live chunk files (page cache) and become visible to
-// readers, who never see uncommitted bytes and never take the sequencer's
-// lock.
+// caller's callback runs only after the sync that covers it. Then the chunk
+// bytes are kept in memory and become visible to readers, who never see
+// uncommitted bytes and never take the sequencer's lock; the checkpoint
+// writes them to the chunk files, unless the chunk is shipped first
+// (docs/format/data-dir.md).
 //
 // Failure policy: a failed WAL write or fdatasync latches the engine into a
 // failed state (writes refused with storage_failed, reads keep working); it
@@ -68,6 +69,10 @@ struct EngineOptions {
   // Called on the WAL owner after every commit that wrote to streams with
   // subscriptions, once the bytes are readable. Must not block.
   std::function<void(const std::vector<Notification>&)> on_notify;
+  // Called on the WAL owner after a commit that sealed chunks (they are in
+  // ship_queue() now), e.g. to wake the shipper: a chunk shipped before the
+  // next checkpoint is never written to a local file. Must not block.
+  std::function<void()> on_seal;
   // Called once, when the engine latches a failure (writes are refused
   // until restart), with the failure. Must be cheap and must not block.
   std::function<void(const Error&)> on_failure;
@@ -145,8 +150,10 @@ class Engine {
   // stream once), and clears those streams from the durable dirty set in
   // the same commit. Nothing dirty: nothing is written.
   void activity_round(DoneCallback done);
-  // Marks a sealed chunk as shipped (the store confirmed it); its local file
-  // is removed after the commit. Idempotent.
+  // Marks a sealed chunk as shipped (the store confirmed it); its bytes in
+  // memory are dropped and its local file, if a checkpoint wrote one, is
+  // removed after the commit (by the checkpoint thread if there is one).
+  // Idempotent.
   void mark_shipped(const StreamName& stream, std::uint64_t chunk_no, DoneCallback done);
 
   // Blocking forms (they drive step() themselves in manual mode).
@@ -200,6 +207,7 @@ class Engine {
  private:
   struct Pending;
   class FileCache;
+  class Tails;
 
   Engine(wal::Fs& fs, EngineOptions options);
   Result<void> recover();
@@ -208,8 +216,8 @@ class Engine {
   // Commits the queue on this thread unless another thread holds the WAL
   // (then false). A simulated crash latches the engine and propagates.
   bool commit_if_free();
-  Result<void> write_chunk(std::uint64_t stream_id, std::uint64_t chunk_no, std::uint64_t offset,
-                           std::string_view bytes);
+  Result<void> write_out(std::uint64_t stream_id, std::uint64_t chunk_no);  // checkpoint: memory -> file
+  Result<std::string> read_chunk(std::uint64_t id, std::uint64_t chunk, std::uint64_t pos, std::size_t len) const;
   void enqueue(std::unique_ptr<Pending> p);
   void fail_now(std::unique_ptr<Pending> p, const Error& e);
   // Sequencer prologue (mu_ held by `lock`): false, after answering `p`
@@ -243,6 +251,7 @@ class Engine {
   void end_checkpoint(CheckpointJob& job, const Result<void>& r);
   void start_background_checkpoint_locked();
   void wait_for_background_checkpoint();
+  void remove_chunk_files(const std::vector<std::pair<std::uint64_t, std::uint64_t>>& chunks);
   void checkpoint_loop();
   void stop_checkpoint_thread();
   void latch(const Error& e);
@@ -260,6 +269,7 @@ class Engine {
   const EngineOptions options_;
   RecoveryReport report_;
   std::unique_ptr<FileCache> files_;
+  std::unique_ptr<Tails> tails_;  // committed chunk bytes not in their files yet
 
   // Sequencer: pending state and the queue.
   mutable std::mutex mu_;
@@ -295,7 +305,11 @@ class Engine {
   std::optional<CheckpointJob> ckpt_job_;  // GUARDED_BY(ckpt_mu_)
   bool ckpt_busy_ = false;                 // GUARDED_BY(ckpt_mu_): a job is queued or running
   bool ckpt_stop_ = false;                 // GUARDED_BY(ckpt_mu_)
+  bool ckpt_running_ = false;              // GUARDED_BY(ckpt_mu_): the thread takes removals
   std::vector<std::pair<std::uint64_t, std::uint64_t>> ckpt_carry_;  // GUARDED_BY(ckpt_mu_)
+  // Files of shipped chunks, removed by the checkpoint thread: dropping an
+  // 8 MiB file's pages takes milliseconds that no commit should wait for.
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> ckpt_remove_;  // GUARDED_BY(ckpt_mu_)
   std::thread ckpt_thread_;
 
   std::thread thread_;

@@ -386,8 +386,11 @@ TEST(Engine, FdatasyncFailureLatchesAndIsNeverRetried) {
 TEST(Engine, DiskFullIsACleanErrorAndResumes) {
   // RELIABILITY A9: ENOSPC -> disk_full, no corrupt tail, reads continue,
   // writes resume when space returns, and a restart while full succeeds.
+  // Appends go on while their WAL records fit into the space reserved
+  // ahead (their chunk bytes wait in memory); then they fail cleanly.
   wal::SimFs fs(10);
   auto opts = manual(1u << 20);
+  opts.wal_reserve_bytes = 16 * 1024;
   std::vector<std::string> checkpoints;  // on_checkpoint: "ok" or the error code
   opts.on_checkpoint = [&checkpoints](double seconds, const Error* e) {
     EXPECT_GE(seconds, 0.0);
@@ -397,13 +400,25 @@ TEST(Engine, DiskFullIsACleanErrorAndResumes) {
   auto e = std::move(Engine::open(fs, opts).value());
   ASSERT_TRUE(e->create_stream_sync(sn("/a")));
   std::vector<std::string> acked;
+  const std::string pad(1000, 'p');
   for (int cycle = 0; cycle < 20; ++cycle) {
     fs.set_capacity(1);  // anything that grows a file fails
-    auto r = e->append_sync(append_req(sn("/a"), {"full" + std::to_string(cycle)}));
-    ASSERT_FALSE(r);
-    EXPECT_EQ(r.error().code, errc::disk_full);
+    bool full = false;
+    for (int i = 0; i < 100 && !full; ++i) {
+      const std::string line = fmt::format("full{}-{}-{}", cycle, i, pad);
+      auto r = e->append_sync(append_req(sn("/a"), {line}));
+      if (r) {
+        acked.push_back(line);
+        continue;
+      }
+      EXPECT_EQ(r.error().code, errc::disk_full);
+      full = true;
+    }
+    ASSERT_TRUE(full) << "cycle " << cycle << ": 100 KB went into a 16 KiB reservation";
     EXPECT_FALSE(e->failed());
-    EXPECT_TRUE(read_stream(*e, sn("/a")));
+    auto lines = read_stream(*e, sn("/a"));  // reads go on, and see every acknowledged line
+    ASSERT_TRUE(lines);
+    EXPECT_EQ(contents(*lines).back(), acked.back());
     auto cp = e->checkpoint();  // a checkpoint on a full disk fails cleanly, not sticky
     ASSERT_FALSE(cp);
     EXPECT_EQ(cp.error().code, errc::disk_full);
@@ -593,7 +608,7 @@ TEST(Engine, PowerLossDuringABackgroundCheckpointLosesNothing) {
 // commits per fdatasync). The zero tail is a clean end after a crash and
 // after a clean restart, new records continue right after the last one,
 // and a commit that fits into reserved space still goes through when the
-// disk fills up -- unless a chunk file has to grow, which fails cleanly.
+// disk fills up (the checkpoint then fails cleanly until space returns).
 TEST(Engine, WalSpaceReservedAheadIsACleanEndAndIsReused) {
   wal::SimFs fs(11);
   auto opts = manual();
@@ -640,23 +655,138 @@ TEST(Engine, WalSpaceReservedAheadIsACleanEndAndIsReused) {
     EXPECT_EQ(scan.records.size(), 1u + 3 + 450);  // header, /, /_sub and /a, the appends
   }
 
-  // Disk full: the WAL record still fits into the reservation, but the
-  // stream's chunk file cannot grow: disk_full, nothing changes; a stream
-  // whose append fits... none does, every append grows a chunk file.
+  // Disk full: the WAL record still fits into the reservation, so the
+  // append goes through (its chunk bytes wait in memory, readable); the
+  // checkpoint, which has to write them out, fails cleanly and succeeds
+  // once space returns.
   auto e = std::move(Engine::open(fs, opts).value());
   fs.set_capacity(1);
-  auto full = e->append_sync(append_req(sn("/a"), {"never"}));
-  ASSERT_FALSE(full);
-  EXPECT_EQ(full.error().code, errc::disk_full);
+  acked.push_back("while-full");
+  ASSERT_TRUE(e->append_sync(append_req(sn("/a"), {acked.back()})));
+  EXPECT_EQ(contents(read_stream(*e, sn("/a")).value()).back(), "while-full");
+  auto cp = e->checkpoint();
+  ASSERT_FALSE(cp);
+  EXPECT_EQ(cp.error().code, errc::disk_full);
   EXPECT_FALSE(e->failed());
   fs.clear_capacity();
   acked.push_back("after-full");
   ASSERT_TRUE(e->append_sync(append_req(sn("/a"), {acked.back()})));
+  ASSERT_TRUE(e->checkpoint());
   e.reset();
   fs.restart();
   auto last = std::move(Engine::open(fs, opts).value());
   auto lines = contents(read_stream(*last, sn("/a")).value());
   EXPECT_EQ(std::vector<std::string>(lines.begin() + 1, lines.end()), acked);
+}
+
+std::vector<std::string> chunk_files(wal::SimFs& fs) {
+  auto names = fs.list(std::string(wal::kChunkDir)).value();
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+// The application lines among `contents` (meta lines start with '/').
+std::vector<std::string> regular(const std::vector<std::string>& lines) {
+  std::vector<std::string> out;
+  for (const auto& l : lines) if (!l.starts_with("/")) out.push_back(l);
+  return out;
+}
+
+std::uint64_t file_size(wal::SimFs& fs, const std::string& path) {
+  return fs.open(path, wal::OpenMode::read_only).value()->size().value();
+}
+
+// Committed chunk bytes wait in memory (the WAL has them) until a checkpoint
+// writes them to the chunk files: a chunk shipped before that never gets a
+// local file, each line reaches the disk once. Reads see every committed
+// byte whether it is in a file, in memory or both within one chunk, and a
+// power loss or restart puts the WAL's part back into memory.
+TEST(Engine, ChunkBytesReachTheirFilesAtTheCheckpointOrNever) {
+  wal::SimFs fs(13);
+  auto opts = manual(4096);
+  opts.checkpoint_bytes = 1u << 30;  // only the explicit checkpoints below
+  auto e = std::move(Engine::open(fs, opts).value());
+  ASSERT_TRUE(e->create_stream_sync(sn("/a")));
+  ASSERT_TRUE(e->checkpoint());
+  const auto before = chunk_files(fs);  // "/", "/_sub" and "/a", each its empty first chunk
+  std::vector<std::string> acked;
+  auto append = [&](const std::string& tag, int n) {
+    for (int i = 0; i < n; ++i) {
+      acked.push_back(fmt::format("{}-{:03}-{}", tag, i, std::string(90, 'x')));
+      ASSERT_TRUE(e->append_sync(append_req(sn("/a"), {acked.back()})));
+    }
+  };
+  append("one", 100);  // about 10 KB: chunks 0 and 1 sealed, chunk 2 open
+  auto jobs = e->ship_queue();
+  ASSERT_GE(jobs.size(), 2u);
+  EXPECT_EQ(chunk_files(fs), before) << "no chunk bytes are written before a checkpoint";
+  auto lines = contents(read_stream(*e, sn("/a")).value());
+  EXPECT_EQ(regular(lines), acked) << "reads come from memory";
+
+  // Chunk 0 ships before the checkpoint: it is never written locally.
+  testing::ShippedChunks shipped;
+  const std::string sealed0 = e->read_sealed_chunk(sn("/a"), 0).value();
+  EXPECT_EQ(sealed0.size(), jobs[0].size);
+  shipped.emplace(std::make_pair(sn("/a"), std::int64_t{0}), sealed0);
+  ASSERT_TRUE(e->mark_shipped_sync(sn("/a"), 0));
+  const std::string chunk0 = wal::chunk_path(jobs[0].stream_id, 0);
+  ASSERT_TRUE(e->checkpoint());
+  EXPECT_FALSE(fs.exists(chunk0).value());
+  const std::string chunk1 = wal::chunk_path(jobs[0].stream_id, 1);
+  EXPECT_EQ(file_size(fs, chunk1), jobs[1].size) << "the sealed, unshipped chunk is written whole";
+
+  // More appends: the open chunk is now part file, part memory; a read
+  // that starts in the file and runs into memory returns both.
+  const std::uint64_t open_chunk = jobs.back().chunk_no + 1;
+  const std::string open_path = wal::chunk_path(jobs[0].stream_id, open_chunk);
+  const std::uint64_t in_file = file_size(fs, open_path);
+  ASSERT_GT(in_file, 0u);
+  append("two", 5);
+  auto end = e->end_of(sn("/a")).value();
+  ASSERT_EQ(static_cast<std::uint64_t>(end.chunk()), open_chunk) << "still the same chunk";
+  EXPECT_EQ(file_size(fs, open_path), in_file);
+  auto whole = e->read(Cursor(sn("/a"), end.chunk(), 0), 1000).value();
+  EXPECT_EQ(whole.next, Cursor(sn("/a"), end.chunk(), end.offset(), "127.0.0.1"));
+  EXPECT_NE(whole.bytes.find(acked.back()), std::string::npos);
+  lines = contents(read_stream(*e, sn("/a"), &shipped).value());
+  EXPECT_EQ(regular(lines), acked);
+
+  // A half-written flush (garbage past the file's synced end) and a power
+  // loss: recovery cuts the file where memory takes over, nothing is lost.
+  e.reset();
+  {
+    auto f = fs.open(open_path, wal::OpenMode::read_write).value();
+    ASSERT_TRUE(f->pwrite(std::string(300, '#'), in_file));
+  }
+  fs.restart();
+  auto again = std::move(Engine::open(fs, opts).value());
+  EXPECT_EQ(file_size(fs, open_path), in_file);
+  lines = contents(read_stream(*again, sn("/a"), &shipped).value());
+  EXPECT_EQ(regular(lines), acked);
+  ASSERT_TRUE(again->checkpoint());
+  EXPECT_EQ(file_size(fs, open_path), static_cast<std::uint64_t>(end.offset()));
+  lines = contents(read_stream(*again, sn("/a"), &shipped).value());
+  EXPECT_EQ(regular(lines), acked);
+}
+
+// on_seal fires after each commit that sealed chunks (the Writer wakes the
+// shipper with it), and only then.
+TEST(Engine, OnSealFiresForCommitsThatSealChunks) {
+  wal::SimFs fs(14);
+  auto opts = manual(1000);
+  int seals = 0;
+  opts.on_seal = [&seals] { ++seals; };
+  auto e = std::move(Engine::open(fs, opts).value());
+  ASSERT_TRUE(e->create_stream_sync(sn("/a")));
+  EXPECT_EQ(seals, 0);
+  std::size_t sealed = 0;
+  for (int i = 0; i < 40; ++i) {
+    ASSERT_TRUE(e->append_sync(append_req(sn("/a"), {std::string(90, 'x')})));
+    const std::size_t now = e->ship_queue().size();
+    EXPECT_EQ(seals, static_cast<int>(now)) << "append " << i;
+    sealed = now;
+  }
+  EXPECT_GE(sealed, 3u);
 }
 
 // submit_and_lead commits on the calling thread when the WAL is free: with
