@@ -184,7 +184,8 @@ int run_writer(WriterOptions o) {
   auto engine = writer::Engine::open(**fs, eo);
   if (!engine) return fail(engine.error().message);
   const auto& rec = (*engine)->recovery();
-  spdlog::info("storage engine ready: {} streams, {} commits replayed, torn tail {} bytes", (*engine)->stream_names().size(),
+  spdlog::info("storage engine ready: {} streams, {} commits replayed, WAL tail cut {} bytes (a torn "
+               "record and/or stale bytes of a recycled segment file)", (*engine)->stream_names().size(),
                rec.commits_replayed, rec.torn_tail_bytes);
 
   // Long-term storage: ship sealed chunks to the store in the background.

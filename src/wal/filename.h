@@ -16,6 +16,8 @@ inline constexpr std::string_view kWalDir = "wal";
 inline constexpr std::string_view kChunkDir = "chunks";
 inline constexpr std::string_view kSnapshotFile = "snapshot";
 inline constexpr std::string_view kSnapshotTempFile = "snapshot.tmp";
+// A deleted segment's file kept for the next segment (renamed to its name).
+inline constexpr std::string_view kRecycledSegmentFile = "wal/recycled.next";
 
 // "wal/00000000000000000042.log"
 std::string segment_path(std::uint64_t segment_no);

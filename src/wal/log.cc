@@ -5,6 +5,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 namespace horizon::wal {
 namespace {
 
@@ -54,10 +56,10 @@ std::string encode_record(RecordType type, std::string_view payload) {
   return out;
 }
 
-Result<SegmentScan> scan_segment(std::string_view data, std::string_view name, bool is_last) {
+Result<SegmentScan> scan_segment(std::string_view data, std::string_view name, bool is_last, std::uint64_t floor) {
   SegmentScan scan;
   std::size_t pos = 0;
-  std::uint64_t last_commit = 0;
+  std::uint64_t last_commit = floor;  // a commit at or below it is stale
   while (pos < data.size()) {
     auto rec = try_record(data, pos);
     if (rec && !known_type(static_cast<std::uint8_t>(rec->type))) {
@@ -66,11 +68,21 @@ Result<SegmentScan> scan_segment(std::string_view data, std::string_view name, b
     }
     if (!rec) break;
     // A segment header anywhere but at the start, or a commit that does not
-    // advance the numbering, is stale data, not a record of this log.
+    // advance the numbering, is stale data (a recycled file's former life),
+    // not a record of this log.
     if (rec->type == RecordType::segment_header && pos != 0) break;
+    if (rec->type == RecordType::segment_header) {
+      // u64 number of the first commit the segment may hold, after the
+      // magic, the version and the segment number.
+      if (rec->payload.size() >= 28) {
+        std::uint64_t first = 0;
+        for (int i = 7; i >= 0; --i) first = (first << 8) | static_cast<unsigned char>(rec->payload[20 + static_cast<std::size_t>(i)]);
+        if (first > 0) last_commit = std::max(last_commit, first - 1);
+      }
+    }
     if (rec->type == RecordType::commit) {
       const std::uint64_t no = commit_no_of(*rec);
-      if (last_commit != 0 && no <= last_commit) break;
+      if (no <= last_commit) break;
       last_commit = no;
     }
     scan.records.push_back(*rec);
@@ -82,24 +94,27 @@ Result<SegmentScan> scan_segment(std::string_view data, std::string_view name, b
     return scan;
   }
 
-  // Damage at `pos`. Is there any valid record after it?
+  // Damage at `pos`. Is there any valid record after it that advances the
+  // log? An intact stale record is stepped over whole (a recycled file's
+  // former records follow each other; nothing new starts inside one).
   for (std::size_t q = pos + 1; q + kHeaderSize <= data.size(); ++q) {
     auto later = try_record(data, q);
     if (!later || !known_type(static_cast<std::uint8_t>(later->type))) continue;
-    if (later->type == RecordType::segment_header) continue;
-    if (later->type == RecordType::commit && commit_no_of(*later) <= last_commit) continue;
+    if (later->type == RecordType::segment_header ||
+        (later->type == RecordType::commit && commit_no_of(*later) <= last_commit)) {
+      q += kHeaderSize + later->payload.size() - 1;
+      continue;
+    }
     return Error::make(errc::corruption,
                        fmt::format("WAL segment {}: damaged record at byte {} is followed by a valid record at "
                                    "byte {}; this is corruption in the middle of the log, not a torn tail. "
                                    "Refusing to start (nothing was truncated).",
                                    name, pos, q));
   }
-  if (!is_last) {
-    return Error::make(errc::corruption,
-                       fmt::format("WAL segment {}: damaged record at byte {} in a segment that is not the last "
-                                   "one; refusing to start (nothing was truncated).",
-                                   name, pos));
-  }
+  // The last segment: a torn tail (and stale bytes), cut by recovery. Any
+  // other: stale bytes of a recycled file, which no commit ever follows in
+  // this segment; a lost commit shows as a gap in the numbering instead.
+  (void)is_last;
   scan.damaged_bytes = data.size() - pos;
   return scan;
 }

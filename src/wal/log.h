@@ -37,18 +37,25 @@ struct ScannedRecord {
 
 struct SegmentScan {
   std::vector<ScannedRecord> records;
-  std::uint64_t valid_end = 0;     // just past the last valid record
-  std::uint64_t damaged_bytes = 0;  // bytes after valid_end (torn tail), 0 if clean
+  std::uint64_t valid_end = 0;      // just past the last valid record
+  std::uint64_t damaged_bytes = 0;  // bytes after valid_end that are neither zeros nor records (a torn tail
+                                    // and/or stale bytes of a recycled file), 0 if clean
   std::uint64_t zero_bytes = 0;     // all-zero bytes after valid_end (space reserved ahead), not damage
 };
 
-// Scans one segment. `name` is used in messages; `is_last` says whether a
-// torn tail is acceptable here. The commit number of a commit record is the
-// first 8 bytes of its payload; a "valid record" found after damage must be
-// a known type (and a commit with a number above the last good one) to
-// count as proof of corruption. Zero bytes from the end of the last valid
-// record to the end of the data are space the engine reserved ahead of its
-// writes (see docs/format/wal.md), a clean end in any segment.
-[[nodiscard]] Result<SegmentScan> scan_segment(std::string_view data, std::string_view name, bool is_last);
+// Scans one segment. `name` is used in messages. The commit number of a
+// commit record is the first 8 bytes of its payload; commits must advance:
+// one at or below `floor` (the last commit before this segment), below the
+// first commit the segment header announces, or not above the one before
+// it is stale data and ends the segment, like a segment header anywhere
+// but at the start (a recycled segment file still holds its former
+// records). A record found after the end counts as proof of corruption
+// only if it is of a known type and a commit that advances the numbering.
+// Zero bytes from the end of the last valid record to the end of the data
+// are space the engine reserved ahead of its writes, a clean end; other
+// bytes are damaged_bytes: a torn tail to cut in the last segment (`is_last`),
+// stale bytes in any other (see docs/format/wal.md).
+[[nodiscard]] Result<SegmentScan> scan_segment(std::string_view data, std::string_view name, bool is_last,
+                                               std::uint64_t floor = 0);
 
 }  // namespace horizon::wal

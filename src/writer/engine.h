@@ -62,6 +62,9 @@ struct EngineOptions {
   std::uint64_t wal_reserve_bytes = 1u << 20;
   std::size_t max_open_files = 256;              // LRU of open chunk files
   bool background = true;                        // commit thread; false: the caller drives step()
+  // A checkpoint keeps the newest segment file it deletes for the next
+  // segment (allocated and written: commits only overwrite it).
+  bool recycle_segments = true;
   std::function<Timestamp()> clock = [] { return Timestamp::now(); };
   // Called on the WAL owner after every group commit's fdatasync with its
   // duration in seconds (for metrics); must be cheap and must not block.
@@ -93,7 +96,7 @@ struct AppendOutcome {
 struct RecoveryReport {
   bool fresh = false;                    // the data directory was new (bootstrapped)
   std::uint64_t commits_replayed = 0;
-  std::uint64_t torn_tail_bytes = 0;     // cut off the last segment
+  std::uint64_t torn_tail_bytes = 0;     // cut off the last segment: a torn record and/or stale bytes of a recycled file
   std::uint64_t snapshot_commit = 0;     // last commit covered by the snapshot
 };
 
@@ -253,6 +256,7 @@ class Engine {
   void wait_for_background_checkpoint();
   void remove_chunk_files(const std::vector<std::pair<std::uint64_t, std::uint64_t>>& chunks);
   void checkpoint_loop();
+  void recycle_segment(std::uint64_t segment_no);
   void stop_checkpoint_thread();
   void latch(const Error& e);
   Cursor cursor(const StreamState& s, std::uint64_t chunk, std::uint64_t offset) const;
@@ -306,6 +310,7 @@ class Engine {
   bool ckpt_busy_ = false;                 // GUARDED_BY(ckpt_mu_): a job is queued or running
   bool ckpt_stop_ = false;                 // GUARDED_BY(ckpt_mu_)
   bool ckpt_running_ = false;              // GUARDED_BY(ckpt_mu_): the thread takes removals
+  std::uint64_t recycled_bytes_ = 0;       // GUARDED_BY(ckpt_mu_): kRecycledSegmentFile is ready, this big
   std::vector<std::pair<std::uint64_t, std::uint64_t>> ckpt_carry_;  // GUARDED_BY(ckpt_mu_)
   // Files of shipped chunks, removed by the checkpoint thread: dropping an
   // 8 MiB file's pages takes milliseconds that no commit should wait for.

@@ -46,7 +46,7 @@ CHECKPOINT_BYTES = 65536  # the minimum: kills land inside background checkpoint
 START_TIMEOUT = 30.0  # a Writer that is not ready within this is a failure
 REQUEST_TIMEOUT = 5.0  # socket timeout of every client request
 READY_RE = re.compile(rb"ready: api https://([0-9.]+):(\d+) ")
-ENGINE_RE = re.compile(rb"storage engine ready: (\d+) streams, (\d+) commits replayed, torn tail (\d+) bytes")
+ENGINE_RE = re.compile(rb"storage engine ready: (\d+) streams, (\d+) commits replayed, WAL tail cut (\d+) bytes")
 LOG_LEVEL_RE = re.compile(r"^\S+ (\w+) \[")
 LINE_RE = re.compile(r"^c(\d+)-(\d+)-([0-9a-f]+)$")
 META_RE = re.compile(rb"^/([A-Za-z]{1,64}) (\{.*\})$")
@@ -88,7 +88,7 @@ class Writer:
         self.proc = None
         self.addr = None  # (host, port) while a ready Writer runs, else None
         self.starts = 0
-        self.engine_lines = []  # (streams, commits replayed, torn tail bytes) per start
+        self.engine_lines = []  # (streams, commits replayed, WAL tail bytes cut) per start
         self.last_log_offset = 0
 
     def start(self):
@@ -657,7 +657,7 @@ def main():
                   f"(start {restart_times.index(max(restart_times)) + 1} of {len(restart_times)})")
         if replayed:
             print(f"recovery: commits replayed per start p50 {percentile(replayed, 50)}, max {max(replayed)}; "
-                  f"starts with a torn WAL tail {len(torn_tails)} (max {max(torn_tails, default=0)} bytes)")
+                  f"starts with a WAL tail cut (torn or stale) {len(torn_tails)} (max {max(torn_tails, default=0)} bytes)")
         print(f"writer log lines by level: {levels}; graceful stop exit status: {stop_status}")
         for line in notable[:10]:
             print(f"  log: {line}")

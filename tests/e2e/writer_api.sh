@@ -261,7 +261,7 @@ grep -rq -e "$TOKEN" -e "$KEY" -e "PRIVATE KEY" "$DATA/store" && fail "secret fo
 stop_writer
 start_writer "$TMP/eio" || fail "eio bootstrap"
 stop_writer
-SEG=$(ls "$TMP/eio/wal" | tail -1)
+SEG=$(ls "$TMP/eio/wal" | grep '\.log$' | tail -1)  # the current segment (not recycled.next)
 printf '#!/bin/sh\nexec strace -f -qq -o "%s" --seccomp-bpf -P "%s" -e trace=fdatasync -e inject=fdatasync:error=EIO "%s" "$@"\n' \
   "$TMP/strace.txt" "$TMP/eio/wal/$SEG" "$HORIZON" >"$TMP/horizon-eio"
 chmod +x "$TMP/horizon-eio"
