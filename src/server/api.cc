@@ -168,6 +168,10 @@ void register_engine_metrics(metrics::Registry& registry, const writer::Engine& 
                           [e] { return static_cast<std::int64_t>(e->stream_names().size()); });
   registry.gauge_callback("horizon_ship_backlog_chunks", "Sealed chunks not yet confirmed by the store",
                           [e] { return static_cast<std::int64_t>(e->ship_queue().size()); });
+  registry.gauge_callback("horizon_chunk_memory_bytes",
+                          "Committed chunk bytes held in memory until a checkpoint writes them to chunk files "
+                          "(chunks shipped before that are never written locally)",
+                          [e] { return static_cast<std::int64_t>(e->chunk_memory_bytes()); });
   registry.gauge_callback("horizon_engine_failed", "1 when the storage engine latched a write failure",
                           [e] { return e->failed() ? 1 : 0; });
 }

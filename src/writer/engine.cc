@@ -1490,6 +1490,8 @@ std::vector<ShipJob> Engine::ship_queue() const {
   return out;
 }
 
+std::uint64_t Engine::chunk_memory_bytes() const { return tails_->bytes(); }
+
 Engine::Stats Engine::stats() const {
   std::lock_guard lock(stats_mu_);
   return stats_;

@@ -206,6 +206,9 @@ class Engine {
     std::uint64_t checkpoints = 0;
   };
   Stats stats() const;
+  // Committed chunk bytes held in memory until a checkpoint writes them to
+  // their chunk files (or they are shipped first).
+  std::uint64_t chunk_memory_bytes() const;
 
  private:
   struct Pending;

@@ -716,7 +716,9 @@ TEST(Engine, ChunkBytesReachTheirFilesAtTheCheckpointOrNever) {
       ASSERT_TRUE(e->append_sync(append_req(sn("/a"), {acked.back()})));
     }
   };
+  EXPECT_EQ(e->chunk_memory_bytes(), 0u);
   append("one", 100);  // about 10 KB: chunks 0 and 1 sealed, chunk 2 open
+  EXPECT_GT(e->chunk_memory_bytes(), 100u * 100);
   auto jobs = e->ship_queue();
   ASSERT_GE(jobs.size(), 2u);
   EXPECT_EQ(chunk_files(fs), before) << "no chunk bytes are written before a checkpoint";
@@ -731,6 +733,7 @@ TEST(Engine, ChunkBytesReachTheirFilesAtTheCheckpointOrNever) {
   ASSERT_TRUE(e->mark_shipped_sync(sn("/a"), 0));
   const std::string chunk0 = wal::chunk_path(jobs[0].stream_id, 0);
   ASSERT_TRUE(e->checkpoint());
+  EXPECT_EQ(e->chunk_memory_bytes(), 0u) << "the checkpoint wrote everything out";
   EXPECT_FALSE(fs.exists(chunk0).value());
   const std::string chunk1 = wal::chunk_path(jobs[0].stream_id, 1);
   EXPECT_EQ(file_size(fs, chunk1), jobs[1].size) << "the sealed, unshipped chunk is written whole";

@@ -161,6 +161,8 @@ contains "metrics append ops" "horizon_append_ops_total" "$(cat "$TMP/metrics.tx
 contains "metrics lines" "horizon_appended_lines_total 10006" "$(cat "$TMP/metrics.txt")"
 contains "metrics latency" "horizon_append_latency_seconds_bucket" "$(cat "$TMP/metrics.txt")"
 contains "metrics checkpoint duration" "horizon_checkpoint_duration_seconds_count" "$(cat "$TMP/metrics.txt")"
+chunk_mem=$(sed -n 's/^horizon_chunk_memory_bytes \([0-9]*\)$/\1/p' "$TMP/metrics.txt")
+[ "${chunk_mem:-0}" -gt 1000000 ] && pass || fail "chunk memory metric: ${chunk_mem:-missing} (10,006 lines since the last checkpoint)"
 lint=$(promtool check metrics <"$TMP/metrics.txt" 2>&1); rc=$?
 check "promtool exit" "0" "$rc"; check "promtool output" "" "$lint"
 
