@@ -105,7 +105,15 @@ class Engine::Tails {
     }
     t.end += bytes.size();
     total_ += bytes.size();
-    t.blocks.push_back(std::make_shared<const std::string>(std::move(bytes)));
+    // Small commits (batches of a line or two) grow the last block in
+    // place while nobody else holds it (a reader or the checkpoint copies
+    // the pointer under this lock), instead of one block per commit.
+    if (!t.blocks.empty() && t.blocks.back().use_count() == 1 &&
+        t.blocks.back()->size() + bytes.size() <= kGrowBlock) {
+      t.blocks.back()->append(bytes);
+    } else {
+      t.blocks.push_back(std::make_shared<std::string>(std::move(bytes)));
+    }
     return {};
   }
 
@@ -144,10 +152,11 @@ class Engine::Tails {
   }
 
  private:
+  static constexpr std::size_t kGrowBlock = 256 * 1024;
   struct Tail {
     std::uint64_t start = 0;
     std::uint64_t end = 0;
-    std::deque<std::shared_ptr<const std::string>> blocks;
+    std::deque<std::shared_ptr<std::string>> blocks;  // only append() changes one, and only if it is the sole owner
   };
   mutable std::mutex mu_;
   std::map<Key, Tail> map_;
@@ -184,7 +193,8 @@ struct Engine::Pending {
 namespace {
 
 constexpr std::uint64_t kCheckpointAfterReplay = 10'000;
-constexpr std::size_t kRecycleHeaderBlock = 4096;  // zeroed at the start of a recycled segment file
+constexpr std::size_t kRecycleHeaderBlock = 4096;
+constexpr std::size_t kWriteOutBatch = 1u << 20;  // chunk bytes per pwrite at a checkpoint  // zeroed at the start of a recycled segment file
 
 Error engine_closed() { return Error::make(errc::not_ready, "the storage engine is shut down"); }
 
@@ -310,11 +320,28 @@ Result<void> Engine::write_out(std::uint64_t stream_id, std::uint64_t chunk_no) 
   auto f = files_->get(stream_id, chunk_no, view.has_value());
   if (!f) return f.error();
   if (view) {
+    // Consecutive blocks go out in writes of up to 1 MiB.
     std::uint64_t at = view->start;
+    std::string batch;
+    auto flush = [&]() -> Result<void> {
+      if (batch.empty()) return {};
+      auto r = (*f)->pwrite(batch, at);
+      at += batch.size();
+      batch.clear();
+      return r;
+    };
     for (const auto& block : view->blocks) {
-      if (auto r = (*f)->pwrite(*block, at); !r) return r;
-      at += block->size();
+      if (batch.size() + block->size() > kWriteOutBatch) {
+        if (auto r = flush(); !r) return r;
+      }
+      if (block->size() >= kWriteOutBatch) {
+        if (auto r = (*f)->pwrite(*block, at); !r) return r;
+        at += block->size();
+        continue;
+      }
+      batch += *block;
     }
+    if (auto r = flush(); !r) return r;
     if (auto r = failpoint::hit("chunk.after_write"); !r) return r;
   }
   if (auto r = (*f)->sync(); !r) return sync_failed(r.error());
