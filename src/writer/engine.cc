@@ -76,10 +76,11 @@ class Engine::FileCache {
 // them durably; the checkpoint writes them out before it lets the WAL go, and
 // a chunk shipped before that is never written locally at all (each line
 // reaches the disk once, in the WAL, instead of twice). Per chunk: the file
-// holds [0, start), the blocks hold [start, end), in order. Blocks are shared
-// and immutable, so a reader or the checkpoint copies the list under the lock
-// and reads outside it. At most about two checkpoints' worth of WAL bytes are
-// held (more only while checkpoints fail for lack of space).
+// holds [0, start), the blocks hold [start, end), in order. A reader or the
+// checkpoint copies the block pointers under the lock and reads outside it; a
+// block changes (grows) only while nobody else holds it. At most about two
+// checkpoints' worth of WAL bytes are held (more only while checkpoints fail
+// for lack of space).
 class Engine::Tails {
  public:
   using Key = std::pair<std::uint64_t, std::uint64_t>;
@@ -193,8 +194,8 @@ struct Engine::Pending {
 namespace {
 
 constexpr std::uint64_t kCheckpointAfterReplay = 10'000;
-constexpr std::size_t kRecycleHeaderBlock = 4096;
-constexpr std::size_t kWriteOutBatch = 1u << 20;  // chunk bytes per pwrite at a checkpoint  // zeroed at the start of a recycled segment file
+constexpr std::size_t kRecycleHeaderBlock = 4096;  // zeroed at the start of a recycled segment file
+constexpr std::size_t kWriteOutBatch = 1u << 20;   // chunk bytes per pwrite at a checkpoint
 
 Error engine_closed() { return Error::make(errc::not_ready, "the storage engine is shut down"); }
 
@@ -296,10 +297,12 @@ Result<void> Engine::start_segment(std::uint64_t segment_no) {
   wal::put_u64(payload, segment_no);
   wal::put_u64(payload, committed_.last_commit_no + 1);
   const std::string header = wal::encode_record(wal::RecordType::segment_header, payload);
+  const std::uint64_t current_reserved = segment_reserved_;  // of the segment that stays current on failure
   segment_reserved_ = recycled;
   Result<void> w = (*f)->pwrite(header, 0);
   if (w) w = reserve_segment(**f, header.size());
   if (!w) {
+    segment_reserved_ = current_reserved;
     (void)fs_.remove(path);
     return w.error();
   }
