@@ -36,6 +36,12 @@ inline std::uint32_t get_u32_at(std::string_view s, std::size_t pos) {
   return v;
 }
 
+inline std::uint64_t get_u64_at(std::string_view s, std::size_t pos) {
+  std::uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(s[pos + static_cast<std::size_t>(i)]);
+  return v;
+}
+
 class Decoder {
  public:
   Decoder(std::string_view data, std::string_view what) : data_(data), what_(what) {}

@@ -32,9 +32,7 @@ std::optional<ScannedRecord> try_record(std::string_view data, std::size_t pos) 
 
 std::uint64_t commit_no_of(const ScannedRecord& r) {
   if (r.type != RecordType::commit || r.payload.size() < 8) return 0;
-  std::uint64_t v = 0;
-  for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(r.payload[static_cast<std::size_t>(i)]);
-  return v;
+  return get_u64_at(r.payload, 0);
 }
 
 }  // namespace
@@ -56,7 +54,7 @@ std::string encode_record(RecordType type, std::string_view payload) {
   return out;
 }
 
-Result<SegmentScan> scan_segment(std::string_view data, std::string_view name, bool is_last, std::uint64_t floor) {
+Result<SegmentScan> scan_segment(std::string_view data, std::string_view name, std::uint64_t floor) {
   SegmentScan scan;
   std::size_t pos = 0;
   std::uint64_t last_commit = floor;  // a commit at or below it is stale
@@ -75,8 +73,7 @@ Result<SegmentScan> scan_segment(std::string_view data, std::string_view name, b
       // u64 number of the first commit the segment may hold, after the
       // magic, the version and the segment number.
       if (rec->payload.size() >= 28) {
-        std::uint64_t first = 0;
-        for (int i = 7; i >= 0; --i) first = (first << 8) | static_cast<unsigned char>(rec->payload[20 + static_cast<std::size_t>(i)]);
+        const std::uint64_t first = get_u64_at(rec->payload, 20);
         if (first > 0) last_commit = std::max(last_commit, first - 1);
       }
     }
@@ -111,10 +108,9 @@ Result<SegmentScan> scan_segment(std::string_view data, std::string_view name, b
                                    "Refusing to start (nothing was truncated).",
                                    name, pos, q));
   }
-  // The last segment: a torn tail (and stale bytes), cut by recovery. Any
-  // other: stale bytes of a recycled file, which no commit ever follows in
-  // this segment; a lost commit shows as a gap in the numbering instead.
-  (void)is_last;
+  // In the last segment a torn tail (and stale bytes), cut by recovery. In
+  // any other: stale bytes of a recycled file, which no commit ever follows
+  // in that segment; a lost commit shows as a gap in the numbering instead.
   scan.damaged_bytes = data.size() - pos;
   return scan;
 }

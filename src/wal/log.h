@@ -53,9 +53,9 @@ struct SegmentScan {
 // only if it is of a known type and a commit that advances the numbering.
 // Zero bytes from the end of the last valid record to the end of the data
 // are space the engine reserved ahead of its writes, a clean end; other
-// bytes are damaged_bytes: a torn tail to cut in the last segment (`is_last`),
-// stale bytes in any other (see docs/format/wal.md).
-[[nodiscard]] Result<SegmentScan> scan_segment(std::string_view data, std::string_view name, bool is_last,
+// bytes are damaged_bytes: a torn tail for the caller to cut in the last
+// segment, stale bytes in any other (see docs/format/wal.md).
+[[nodiscard]] Result<SegmentScan> scan_segment(std::string_view data, std::string_view name,
                                                std::uint64_t floor = 0);
 
 }  // namespace horizon::wal

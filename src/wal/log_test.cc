@@ -50,7 +50,7 @@ TEST(Crc32c, KnownValuesAndHardwareMatchesPortable) {
 
 TEST(Log, RoundTrip) {
   auto b = build(5);
-  auto scan = scan_segment(b.data, "seg", true);
+  auto scan = scan_segment(b.data, "seg");
   ASSERT_TRUE(scan) << scan.error().message;
   ASSERT_EQ(scan->records.size(), 6u);
   EXPECT_EQ(scan->records[0].type, RecordType::segment_header);
@@ -60,7 +60,7 @@ TEST(Log, RoundTrip) {
 }
 
 TEST(Log, EmptySegmentIsClean) {
-  auto scan = scan_segment("", "seg", true);
+  auto scan = scan_segment("", "seg");
   ASSERT_TRUE(scan);
   EXPECT_TRUE(scan->records.empty());
 }
@@ -100,7 +100,7 @@ TEST(Log, ExhaustiveTornTailOnTheLastThreeRecords) {
         }
         if (d == b.data) continue;  // stale bytes that happen to equal the original
         ++cases;
-        auto scan = scan_segment(d, "seg", true);
+        auto scan = scan_segment(d, "seg");
         if (later_records_intact) {
           ASSERT_FALSE(scan) << "mode " << mode << " offset " << off << ": mid-log damage must refuse";
           EXPECT_NE(scan.error().message.find("corruption in the middle of the log"), std::string::npos);
@@ -132,7 +132,7 @@ TEST(Log, ChecksumMismatchInTheMiddleRefuses) {
     for (std::size_t bit = 0; bit < 8; ++bit) {
       std::string d = b.data;
       d[b.starts[r] + 12] = static_cast<char>(d[b.starts[r] + 12] ^ (1 << bit));
-      auto scan = scan_segment(d, "seg", true);
+      auto scan = scan_segment(d, "seg");
       ASSERT_FALSE(scan) << "record " << r;
       EXPECT_EQ(scan.error().code, errc::corruption);
     }
@@ -149,7 +149,7 @@ TEST(Log, EveryBitFlipIsDetected) {
     for (int bit = 0; bit < 8; ++bit) {
       std::string d = b.data;
       d[i] = static_cast<char>(d[i] ^ (1 << bit));
-      auto scan = scan_segment(d, "seg", true);
+      auto scan = scan_segment(d, "seg");
       if (!scan) {
         ++detected;
         continue;
@@ -171,16 +171,14 @@ TEST(Log, EveryBitFlipIsDetected) {
 // record after zeros is still corruption.
 TEST(Log, ZeroTailIsACleanEndInAnySegment) {
   const auto b = build(5);
-  for (bool last : {true, false}) {
-    auto scan = scan_segment(b.data + std::string(10000, '\0'), "seg", last);
-    ASSERT_TRUE(scan) << scan.error().message;
-    EXPECT_EQ(scan->records.size(), b.starts.size() + 1);  // and the header
-    EXPECT_EQ(scan->valid_end, b.data.size());
-    EXPECT_EQ(scan->zero_bytes, 10000u);
-    EXPECT_EQ(scan->damaged_bytes, 0u);
-  }
+  auto scan = scan_segment(b.data + std::string(10000, '\0'), "seg");
+  ASSERT_TRUE(scan) << scan.error().message;
+  EXPECT_EQ(scan->records.size(), b.starts.size() + 1);  // and the header
+  EXPECT_EQ(scan->valid_end, b.data.size());
+  EXPECT_EQ(scan->zero_bytes, 10000u);
+  EXPECT_EQ(scan->damaged_bytes, 0u);
   // Only zeros: a segment whose header never reached the disk.
-  auto empty = scan_segment(std::string(4096, '\0'), "seg", true);
+  auto empty = scan_segment(std::string(4096, '\0'), "seg");
   ASSERT_TRUE(empty);
   EXPECT_TRUE(empty->records.empty());
   EXPECT_EQ(empty->zero_bytes, 4096u);
@@ -189,7 +187,7 @@ TEST(Log, ZeroTailIsACleanEndInAnySegment) {
   // in the last segment; in any other the gap in the commit numbers before
   // the next segment refuses, see the engine's recovery).
   const std::string torn = b.data.substr(0, b.starts.back() + 7) + std::string(5000, '\0');
-  auto t = scan_segment(torn, "seg", true);
+  auto t = scan_segment(torn, "seg");
   ASSERT_TRUE(t) << t.error().message;
   EXPECT_EQ(t->valid_end, b.starts.back());
   EXPECT_EQ(t->damaged_bytes, torn.size() - b.starts.back());
@@ -199,7 +197,7 @@ TEST(Log, ZeroTailIsACleanEndInAnySegment) {
   std::string hole = b.data;
   std::fill(hole.begin() + static_cast<std::ptrdiff_t>(b.starts[2]),
             hole.begin() + static_cast<std::ptrdiff_t>(b.starts[3]), '\0');
-  auto h = scan_segment(hole + std::string(100, '\0'), "seg", true);
+  auto h = scan_segment(hole + std::string(100, '\0'), "seg");
   ASSERT_FALSE(h);
   EXPECT_NE(h.error().message.find("corruption in the middle of the log"), std::string::npos);
 }
@@ -224,41 +222,39 @@ TEST(Log, StaleRecordsOfARecycledFileEndTheSegment) {
     std::string fresh = segment(500, n, 150);
     ASSERT_LT(fresh.size(), old_life.size());
     const std::string file = fresh + old_life.substr(fresh.size());
-    for (bool last : {true, false}) {
-      auto scan = scan_segment(file, "wal/9.log", last, 499);
-      ASSERT_TRUE(scan) << n << ": " << scan.error().message;
-      EXPECT_EQ(scan->records.size(), n + 1) << n;
-      EXPECT_EQ(scan->valid_end, fresh.size()) << n;
-      EXPECT_EQ(scan->damaged_bytes, file.size() - fresh.size()) << n;
-    }
+    auto scan = scan_segment(file, "wal/9.log", 499);
+    ASSERT_TRUE(scan) << n << ": " << scan.error().message;
+    EXPECT_EQ(scan->records.size(), n + 1) << n;
+    EXPECT_EQ(scan->valid_end, fresh.size()) << n;
+    EXPECT_EQ(scan->damaged_bytes, file.size() - fresh.size()) << n;
   }
   // Nothing new yet, and the header's block zeroed (recycle_segment): the
   // stale commits are at or below the floor, the segment has no header.
   const std::string headless = std::string(4096, '\0') + old_life;
-  auto scan = scan_segment(headless, "wal/9.log", true, 499);
+  auto scan = scan_segment(headless, "wal/9.log", 499);
   ASSERT_TRUE(scan) << scan.error().message;
   EXPECT_TRUE(scan->records.empty());
   EXPECT_EQ(scan->damaged_bytes, headless.size());
   // Without the floor those commits would advance the log: corruption.
-  EXPECT_FALSE(scan_segment(headless, "wal/9.log", true));
+  EXPECT_FALSE(scan_segment(headless, "wal/9.log"));
   // A commit above the floor after the damage still proves corruption.
   std::string bad = segment(500, 3, 50);
   const std::size_t cut = bad.size();
   bad += std::string(30, 'x');
   append_record(bad, RecordType::commit, commit_payload(504, 50));
-  EXPECT_FALSE(scan_segment(bad, "wal/9.log", true, 499));
-  EXPECT_TRUE(scan_segment(bad.substr(0, cut) + std::string(30, 'x'), "wal/9.log", false, 499));
+  EXPECT_FALSE(scan_segment(bad, "wal/9.log", 499));
+  EXPECT_TRUE(scan_segment(bad.substr(0, cut) + std::string(30, 'x'), "wal/9.log", 499));
 }
 
 TEST(Log, UnknownTypeIsCorruptionButSafeToIgnoreTypesPass) {
   std::string d = encode_record(RecordType::segment_header, "h");
   d += encode_record(static_cast<RecordType>(0x81), "future");
   append_record(d, RecordType::commit, commit_payload(1, 3));
-  auto ok = scan_segment(d, "seg", true);
+  auto ok = scan_segment(d, "seg");
   ASSERT_TRUE(ok);
   EXPECT_EQ(ok->records.size(), 3u);
   std::string bad = encode_record(RecordType::segment_header, "h") + encode_record(static_cast<RecordType>(9), "x");
-  auto scan = scan_segment(bad, "seg", true);
+  auto scan = scan_segment(bad, "seg");
   ASSERT_FALSE(scan);
   EXPECT_NE(scan.error().message.find("unknown record type 9"), std::string::npos);
 }

@@ -435,7 +435,7 @@ Result<void> Engine::recover() {
     const std::string path = wal::segment_path(segments[i]);
     auto data = read_whole(fs_, path);
     if (!data) return data.error();
-    auto scan = wal::scan_segment(*data, path, last, st.last_commit_no);
+    auto scan = wal::scan_segment(*data, path, st.last_commit_no);
     if (!scan) return refuse(scan.error());
     bool header_ok = false;
     for (const auto& rec : scan->records) {

@@ -648,7 +648,7 @@ TEST(Engine, WalSpaceReservedAheadIsACleanEndAndIsReused) {
   {
     auto f = fs.open(wal::segment_path(1), wal::OpenMode::read_only).value();
     const std::string data = f->pread(0, seg_size()).value();
-    auto scan = wal::scan_segment(data, "seg", true).value();
+    auto scan = wal::scan_segment(data, "seg").value();
     EXPECT_EQ(scan.damaged_bytes, 0u);
     EXPECT_GT(scan.zero_bytes, 16u * 1024 / 4);
     EXPECT_LE(scan.zero_bytes, 16u * 1024);
@@ -870,7 +870,7 @@ TEST(Engine, ALostCommitAtTheEndOfAnOlderSegmentRefusesToStart) {
     if (damage) {  // flip a byte in the last commit of the older segment
       auto f = fs.open(wal::segment_path(segs[0]), wal::OpenMode::read_write).value();
       const std::string data = f->pread(0, f->size().value()).value();
-      auto scan = wal::scan_segment(data, "seg", false).value();
+      auto scan = wal::scan_segment(data, "seg").value();
       const auto& last = scan.records.back();
       ASSERT_EQ(last.type, wal::RecordType::commit);
       const std::uint64_t at = last.offset + wal::kHeaderSize + last.payload.size() / 2;
