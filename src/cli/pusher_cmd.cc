@@ -154,7 +154,7 @@ int run_pusher(const ClientFlags& flags, const PusherCommand& cmd) {
     ho.name = "writer-proxy";
     Forwarder* fw = forwarder.get();
     auto server = net::HttpServer::start(ho, [fw](net::HttpRequest req, net::Responder respond) {
-      const std::string path = req.path();
+      const std::string path(req.path());
       if (req.method != "POST" || path.rfind("/writer/", 0) != 0) {
         net::HttpResponse r;
         r.status = 404;

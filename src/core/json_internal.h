@@ -4,6 +4,7 @@
 
 #include "core/errc.h"
 
+#include <boost/container/small_vector.hpp>
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/storage_ptr.hpp>
@@ -53,7 +54,7 @@ class ObjectReader {
   const boost::json::object& o_;
   std::string_view context_;
   errc code_;
-  std::vector<std::string_view> seen_;
+  boost::container::small_vector<std::string_view, 8> seen_;  // requests have a few fields: no allocation
 };
 
 // The strings of a JSON array, or an error naming `key` and the index.

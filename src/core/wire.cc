@@ -4,6 +4,7 @@
 
 #include <boost/json/monotonic_resource.hpp>
 #include <boost/json/serialize.hpp>
+#include <algorithm>
 #include <fmt/format.h>
 
 namespace horizon::wire {
@@ -102,7 +103,20 @@ Result<AppendResponse> parse_append_response(std::string_view body) {
   return AppendResponse{*c};  // a 409 body also carries error/message: not strict
 }
 
-std::string to_json(const AppendResponse& r) { return compact({{"Offset", r.offset.to_string()}}); }
+std::string to_json(const AppendResponse& r) {
+  // Every append answers with this: built directly when the cursor needs no
+  // JSON escaping (stream names never do), byte for byte what serialize gives.
+  std::string cursor = r.offset.to_string();
+  const bool plain = std::all_of(cursor.begin(), cursor.end(), [](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return u >= 0x20 && u < 0x80 && c != '"' && c != '\\';
+  });
+  if (!plain) return compact({{"Offset", cursor}});
+  std::string out;
+  out.reserve(cursor.size() + 14);
+  out.append(R"({"Offset":")").append(cursor).append(R"("})");
+  return out;
+}
 
 std::string conflict_body(const Cursor& current_end) {
   json::object o;

@@ -116,7 +116,7 @@ Handler test_handler() {
       r.status = 204;
       r.content_type = "text/plain";
     } else {
-      r.body = req.method + " " + req.path() + " " + req.body;
+      r.body = req.method + " " + std::string(req.path()) + " " + req.body;
     }
     respond(r);
   };

@@ -19,10 +19,11 @@ struct HttpRequest {
   std::vector<std::pair<std::string, std::string>> headers;  // names lower-cased, in order
   std::string remote;         // peer address, for logs
 
-  // Every value of header `name` (lower-case).
-  std::vector<std::string> header_values(std::string_view name) const;
+  // The value of header `name` (lower-case) when the request has exactly
+  // one such header; nullptr when it has none or several.
+  const std::string* only_header(std::string_view name) const;
   // The path without the query string.
-  std::string path() const;
+  std::string_view path() const;
 };
 
 struct HttpResponse {

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <memory>
@@ -33,10 +34,10 @@ HttpResponse error(const Error& e) {
 
 // Exactly one "Authorization: Bearer <token>" header with the right token.
 bool authorized(const HttpRequest& req, const std::string& token) {
-  const auto values = req.header_values("authorization");
-  if (values.size() != 1) return false;
+  const std::string* value = req.only_header("authorization");
+  if (value == nullptr) return false;
   constexpr std::string_view kPrefix = "Bearer ";
-  const std::string& v = values.front();
+  const std::string& v = *value;
   if (v.size() <= kPrefix.size() || v.compare(0, kPrefix.size(), kPrefix) != 0) return false;
   return net::constant_time_equal(std::string_view(v).substr(kPrefix.size()), token);
 }
@@ -48,6 +49,39 @@ struct Route {
 constexpr Route kRoutes[] = {
     {"/writer/create_stream", "POST"}, {"/writer/append", "POST"}, {"/writer/subscribe", "POST"},
     {"/writer/unsubscribe", "POST"},   {"/writer/liveread", "POST"}, {"/health", "GET"},
+};
+constexpr std::size_t kRouteCount = std::size(kRoutes);
+// The endpoint label of a request for an unknown path: never the path
+// itself, which would give every client-chosen path its own series.
+constexpr std::string_view kOtherEndpoint = "other";
+
+// horizon_http_requests_total children by route (kRouteCount: unknown paths)
+// and status, looked up in the family once and then kept: the family's
+// lookup takes a mutex and builds the label list.
+class RequestCounters {
+ public:
+  explicit RequestCounters(metrics::Family<metrics::Counter>& family) : family_(family) {}
+
+  metrics::Counter& at(std::size_t route, int status) {
+    if (status < kMinStatus || status > kMaxStatus) return lookup(route, status);
+    auto& slot = slots_[route][static_cast<std::size_t>(status - kMinStatus)];
+    metrics::Counter* c = slot.load(std::memory_order_acquire);
+    if (c == nullptr) {
+      c = &lookup(route, status);
+      slot.store(c, std::memory_order_release);  // racing threads store the same child
+    }
+    return *c;
+  }
+
+ private:
+  static constexpr int kMinStatus = 100;
+  static constexpr int kMaxStatus = 599;
+  metrics::Counter& lookup(std::size_t route, int status) {
+    const std::string code = std::to_string(status);
+    return family_.with({route < kRouteCount ? kRoutes[route].path : kOtherEndpoint, code});
+  }
+  metrics::Family<metrics::Counter>& family_;
+  std::array<std::array<std::atomic<metrics::Counter*>, kMaxStatus - kMinStatus + 1>, kRouteCount + 1> slots_{};
 };
 
 }  // namespace
@@ -73,20 +107,22 @@ net::Handler make_api_handler(writer::Engine& engine, std::string token, ApiMetr
   // Under load the commit thread gathers the group while the I/O threads
   // keep reading the other connections.
   auto appends_in_flight = std::make_shared<std::atomic<int>>(0);
-  return [&engine, token = std::move(token), &m, lead_commits, appends_in_flight](HttpRequest req,
-                                                                                   Responder respond) {
-    const std::string path = req.path();
-    auto reply = [&m, path, respond](HttpResponse r) {
-      m.requests.with({path, std::to_string(r.status)}).inc();
+  auto counters = std::make_shared<RequestCounters>(m.requests);
+  return [&engine, token = std::move(token), &m, lead_commits, appends_in_flight, counters](HttpRequest req,
+                                                                                            Responder respond) {
+    const std::string_view path = req.path();
+    std::size_t route_index = 0;
+    while (route_index < kRouteCount && kRoutes[route_index].path != path) ++route_index;
+    // Everything an answer needs, without the request (an append's answer
+    // comes from the commit thread, after the request is gone).
+    auto reply = [counters, route_index, respond = std::move(respond)](HttpResponse r) {
+      counters->at(route_index, r.status).inc();
       respond(std::move(r));
     };
-    const Route* route = nullptr;
-    for (const auto& r : kRoutes) {
-      if (r.path == path) route = &r;
-    }
-    if (route == nullptr) {
+    if (route_index == kRouteCount) {
       return reply(error(Error::make(errc::endpoint_not_found, fmt::format("no endpoint {}", path.substr(0, 200)))));
     }
+    const Route* route = &kRoutes[route_index];
     if (req.method != route->method) {
       HttpResponse r = error(Error::make(errc::method_not_allowed,
                                          fmt::format("{} takes {}, not {}", route->path, route->method,

@@ -160,6 +160,10 @@ curl -sS "http://$METRICS/metrics" >"$TMP/metrics.txt"
 contains "metrics append ops" "horizon_append_ops_total" "$(cat "$TMP/metrics.txt")"
 contains "metrics lines" "horizon_appended_lines_total 10006" "$(cat "$TMP/metrics.txt")"
 contains "metrics latency" "horizon_append_latency_seconds_bucket" "$(cat "$TMP/metrics.txt")"
+# unknown paths share one series: a client cannot grow the metrics with paths
+contains "metrics unknown endpoint" 'horizon_http_requests_total{endpoint="other",code="404"}' "$(cat "$TMP/metrics.txt")"
+not_contains "metrics no path label" '/writer/nothing' "$(cat "$TMP/metrics.txt")"
+contains "metrics append 201" 'horizon_http_requests_total{endpoint="/writer/append",code="201"}' "$(cat "$TMP/metrics.txt")"
 contains "metrics checkpoint duration" "horizon_checkpoint_duration_seconds_count" "$(cat "$TMP/metrics.txt")"
 chunk_mem=$(sed -n 's/^horizon_chunk_memory_bytes \([0-9]*\)$/\1/p' "$TMP/metrics.txt")
 [ "${chunk_mem:-0}" -gt 1000000 ] && pass || fail "chunk memory metric: ${chunk_mem:-missing} (10,006 lines since the last checkpoint)"
