@@ -165,49 +165,13 @@ Result<std::string> random_hex(std::size_t n_bytes) {
   return hex;
 }
 
-namespace {
-
-// SHA-256 with the algorithm fetched once and one context per thread, reused:
-// EVP_Digest with EVP_sha256() fetches the implementation and allocates two
-// contexts on every call (six allocations per token check on the append path).
-class Sha256 {
- public:
-  Sha256() : md_(EVP_MD_fetch(nullptr, "SHA256", nullptr)), ctx_(EVP_MD_CTX_new()) {}
-  ~Sha256() {
-    EVP_MD_CTX_free(ctx_);
-    EVP_MD_free(md_);
-  }
-  Sha256(const Sha256&) = delete;
-  Sha256& operator=(const Sha256&) = delete;
-
-  // Fills out[0, 32); false on any OpenSSL failure.
-  bool digest(std::string_view in, unsigned char* out) {
-    unsigned int len = 0;
-    return md_ != nullptr && ctx_ != nullptr && EVP_DigestInit_ex2(ctx_, md_, nullptr) == 1 &&
-           EVP_DigestUpdate(ctx_, in.data(), in.size()) == 1 && EVP_DigestFinal_ex(ctx_, out, &len) == 1 &&
-           len == kBytes;
-  }
-  static constexpr unsigned kBytes = 32;
-
- private:
-  EVP_MD* md_;
-  EVP_MD_CTX* ctx_;
-};
-
-}  // namespace
-
-bool constant_time_equal(std::string_view a, std::string_view b) {
-  thread_local Sha256 sha;
-  unsigned char da[Sha256::kBytes];
-  unsigned char db[Sha256::kBytes];
-  if (!sha.digest(a, da) || !sha.digest(b, db)) {
-    ERR_clear_error();
+bool constant_time_equal(std::string_view candidate, std::string_view secret) {
+  if (candidate.size() != secret.size()) {
+    // The same work as an equal-length comparison of the candidate.
+    (void)CRYPTO_memcmp(candidate.data(), candidate.data(), candidate.size());
     return false;
   }
-  const bool equal = CRYPTO_memcmp(da, db, sizeof da) == 0;
-  OPENSSL_cleanse(da, sizeof da);
-  OPENSSL_cleanse(db, sizeof db);
-  return equal;
+  return CRYPTO_memcmp(candidate.data(), secret.data(), candidate.size()) == 0;
 }
 
 Result<void> write_secret_file(const std::string& path, std::string_view content) {

@@ -26,11 +26,14 @@ namespace horizon::net {
 // Lower-case hex of `bytes` ("\x01\xab" -> "01ab").
 std::string to_lower_hex(std::string_view bytes);
 
-// True iff a == b. Both inputs are hashed with SHA-256 first and the two
-// fixed-length digests compared with CRYPTO_memcmp, so neither the position of
-// the first difference nor the lengths leak through timing. Use it for every
-// comparison against a token or key.
-bool constant_time_equal(std::string_view a, std::string_view b);
+// True iff candidate == secret, in a time that depends only on the length
+// of the candidate (the untrusted input): CRYPTO_memcmp over the whole
+// candidate, whatever the position of the first difference. It reveals no
+// byte of the secret; trying lengths only tells whether the secret has that
+// length (tokens and keys here have fixed, documented lengths). No
+// allocation: it runs on every API request. Use it for every comparison
+// against a token or key, the untrusted value first.
+bool constant_time_equal(std::string_view candidate, std::string_view secret);
 
 // Writes `content` to `path` atomically with mode exactly 0600 (whatever the
 // umask): creates a fresh temp file in the same directory

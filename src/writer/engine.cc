@@ -890,7 +890,10 @@ bool Engine::commit_batch_locked() {
   }
 
   const std::uint64_t commit_no = committed_.last_commit_no + 1;
-  std::string payload;
+  // The payload buffer keeps its capacity from commit to commit (up to
+  // 4 MiB; record_buf_ keeps its own): no allocations as it grows.
+  std::string& payload = payload_buf_;
+  payload.clear();
   wal::put_u64(payload, commit_no);
   wal::put_u32(payload, op_count);
   for (const auto& p : batch) {
@@ -898,7 +901,7 @@ bool Engine::commit_batch_locked() {
   }
   record_buf_.clear();
   wal::append_record(record_buf_, wal::RecordType::commit, payload);
-  payload = std::string();
+  if (payload.capacity() > (4u << 20)) payload = std::string();
 
   // Out of space (a chunk file or the WAL cannot grow): forget the failed
   // requests and those sequenced on top of them, cut the WAL's partial tail

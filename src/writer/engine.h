@@ -297,6 +297,7 @@ class Engine {
   std::uint64_t segment_reserved_ = 0;  // the segment file is zero-filled up to here
   std::atomic<std::size_t> last_group_size_{0};
   std::vector<std::pair<std::uint64_t, std::uint64_t>> touched_chunks_;  // since the last checkpoint
+  std::string payload_buf_;  // the commit record's payload, reused
   std::string record_buf_;
 
   std::atomic<bool> failed_{false};
