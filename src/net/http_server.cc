@@ -405,9 +405,26 @@ struct HttpServer::Impl {
         auto [wec, wn] = co_await asio::async_write(stream, asio::buffer(kContinue), kTuple);
         if (wec) co_return;
       }
-      watch.expires_after(options.body_timeout);
-      auto [bec, bn] = co_await http::async_read(stream, buffer, parser, kTuple);
-      if (watch.expired()) co_return;
+      // The body usually came with the header: parse what is buffered here
+      // (async_read would do the same, then post its completion: a round
+      // trip through the I/O thread's queue for every request).
+      parser.eager(true);
+      boost::system::error_code bec;
+      while (!parser.is_done() && buffer.size() > 0) {
+        const std::size_t used = parser.put(buffer.data(), bec);
+        buffer.consume(used);
+        if (bec == http::error::need_more) {
+          bec = {};
+          break;
+        }
+        if (bec || used == 0) break;
+      }
+      if (!bec && !parser.is_done()) {
+        watch.expires_after(options.body_timeout);
+        auto [rec, rn] = co_await http::async_read(stream, buffer, parser, kTuple);
+        if (watch.expired()) co_return;
+        bec = rec;
+      }
       if (bec == http::error::body_limit) {
         co_await write(error_response(413, "body_too_large",
                                               fmt::format("request body exceeds {} bytes", options.max_body_bytes)),

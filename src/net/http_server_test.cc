@@ -206,6 +206,51 @@ TEST(HttpServer, ExpectContinueGetsAnInterimResponse) {
   EXPECT_NE(c.response().find("POST /p abc"), std::string::npos);
 }
 
+// Bodies arrive with their header, after it, in pieces, chunked, or with the
+// next request in the same segment; each is framed exactly.
+TEST(HttpServer, BodiesAreFramedWhateverTheReadsThatBringThem) {
+  auto o = plain_options();
+  o.max_body_bytes = 8;
+  auto server = HttpServer::start(o, test_handler());
+  ASSERT_TRUE(server) << server.error().message;
+  RawClient c((*server)->port());
+  // Two requests with bodies (and one without) in one write.
+  c.send("POST /a HTTP/1.1\r\nContent-Length: 3\r\n\r\nabcPOST /b HTTP/1.1\r\nContent-Length: 2\r\n\r\nxy"
+         "GET /c HTTP/1.1\r\n\r\n");
+  EXPECT_NE(c.response().find("\r\n\r\nPOST /a abc"), std::string::npos);
+  EXPECT_NE(c.response().find("\r\n\r\nPOST /b xy"), std::string::npos);
+  EXPECT_NE(c.response().find("\r\n\r\nGET /c "), std::string::npos);
+  // Part of the body with the header, the rest later.
+  c.send("POST /d HTTP/1.1\r\nContent-Length: 5\r\n\r\n12");
+  std::this_thread::sleep_for(50ms);
+  c.send("345");
+  EXPECT_NE(c.response().find("\r\n\r\nPOST /d 12345"), std::string::npos);
+  // Chunked, all in one write, then split inside a chunk.
+  c.send("POST /e HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n");
+  EXPECT_NE(c.response().find("\r\n\r\nPOST /e abcde"), std::string::npos);
+  c.send("POST /f HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nab");
+  std::this_thread::sleep_for(50ms);
+  c.send("cd\r\n0\r\n\r\n");
+  EXPECT_NE(c.response().find("\r\n\r\nPOST /f abcd"), std::string::npos);
+  // A chunked body over the limit, whole in the first segment: 413, closed.
+  c.send("POST /g HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n9\r\n123456789\r\n0\r\n\r\n");
+  const std::string r = c.response();
+  EXPECT_EQ(r.rfind("HTTP/1.1 413 ", 0), 0u) << r;
+  EXPECT_NE(r.find("body_too_large"), std::string::npos) << r;
+  EXPECT_TRUE(c.closed_within(2s));
+}
+
+// A malformed chunk size in a buffered body is a 400, not a hang.
+TEST(HttpServer, AMalformedBufferedBodyIsABadRequest) {
+  auto server = HttpServer::start(plain_options(), test_handler());
+  ASSERT_TRUE(server) << server.error().message;
+  RawClient c((*server)->port());
+  c.send("POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n");
+  const std::string r = c.response();
+  EXPECT_EQ(r.rfind("HTTP/1.1 400 ", 0), 0u) << r;
+  EXPECT_NE(r.find("malformed HTTP request body"), std::string::npos) << r;
+}
+
 TEST(HttpServer, IdleConnectionIsClosedAfterTheHeaderTimeout) {
   auto o = plain_options();
   o.header_timeout = 300ms;
