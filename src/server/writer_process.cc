@@ -17,10 +17,12 @@
 
 #include <malloc.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <condition_variable>
 #include <csignal>
+#include <cstdio>
 #include <mutex>
 #include <thread>
 #include <cstdlib>
@@ -150,6 +152,7 @@ int run_writer(WriterOptions o) {
                                           metrics::latency_buckets());
   auto fs = wal::open_posix_fs(o.data_dir);
   if (!fs) return fail(fs.error().message);
+  std::atomic<bool> storage_failed{false};
   writer::EngineOptions eo;
   eo.server = o.advertise;
   eo.chunk_size = o.chunk_size;
@@ -166,7 +169,15 @@ int run_writer(WriterOptions o) {
       spdlog::warn("checkpoint failed: {} (the WAL keeps everything; the next checkpoint retries)", e->message);
     }
   };
-  eo.on_failure = [](const Error& e) { spdlog::error("{}", e.message); };
+  // Fail-stop (RELIABILITY A7): a latched storage failure (a failed
+  // fdatasync or WAL write) stops the process within a second, so that a
+  // supervisor restarts it and recovery replays the WAL. The failed batch
+  // and anything arriving meanwhile get 503 storage_failed.
+  eo.on_failure = [&storage_failed](const Error& e) {
+    spdlog::error("{}", e.message);
+    storage_failed.store(true);
+    ::kill(::getpid(), SIGTERM);  // wakes the sigwait below
+  };
   // Realtime hints (SPEC §6): after every commit to a subscribed stream,
   // publish sub:<subscription> <cursor>. The server never blocks.
   std::atomic<pubsub::Server*> notifier{nullptr};
@@ -278,6 +289,18 @@ int run_writer(WriterOptions o) {
 
   int sig = 0;
   sigwait(&signals, &sig);
+  if (storage_failed.load()) {
+    // Nothing is left to save (everything acknowledged is in the WAL) and
+    // nothing may wait on the store or the disk: answer what is in flight,
+    // close the connections, exit.
+    spdlog::error("stopping after the storage failure (fail-stop, exit status {}); restart the Writer: it "
+                  "recovers from the WAL",
+                  kExitStorageFailed);
+    (*api)->stop(std::chrono::milliseconds(200));
+    spdlog::default_logger()->flush();
+    std::fflush(nullptr);
+    std::_Exit(kExitStorageFailed);
+  }
   spdlog::info("received {}, shutting down: no new connections, finishing in-flight requests",
                sig == SIGINT ? "SIGINT" : "SIGTERM");
   (*api)->stop(std::chrono::milliseconds(5000));

@@ -35,7 +35,13 @@ struct WriterOptions {
 // $HORIZON_DATA, else $HOME/.local/share/event-horizon, else ./horizon-data.
 std::string default_data_dir();
 
-// Returns the process exit status.
+// The exit status after a storage failure (EX_IOERR): the process stops
+// itself within a second of a failed fdatasync or WAL write (fail-stop) and
+// never returns from run_writer.
+inline constexpr int kExitStorageFailed = 74;
+
+// Returns the process exit status: 0 after a clean shutdown (SIGINT or
+// SIGTERM), 1 when it cannot start or the shutdown checkpoint fails.
 int run_writer(WriterOptions options);
 
 // Splits "host:port" or "[v6]:port"; the port must be 0..65535.
