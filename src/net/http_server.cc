@@ -64,6 +64,51 @@ std::string lower(std::string_view s) {
   return out;
 }
 
+// Parses a request straight into an HttpRequest: method, target, headers
+// (names lower-cased, in order) and body, without a Beast message in
+// between (its fields container allocates one node per header, and every
+// value was then copied again). Framing, limits and errors are Beast's.
+class RequestParser : public http::basic_parser<true> {
+ public:
+  HttpRequest& request() { return req_; }
+  unsigned version() const { return version_; }
+  bool expects_continue() const { return expect_continue_; }
+
+ private:
+  void on_request_impl(http::verb, beast::string_view method, beast::string_view target, int version,
+                       boost::system::error_code&) override {
+    req_.method.assign(method.data(), method.size());
+    req_.target.assign(target.data(), target.size());
+    version_ = static_cast<unsigned>(version);
+  }
+  void on_response_impl(int, beast::string_view, int, boost::system::error_code&) override {}  // requests only
+  void on_field_impl(http::field name, beast::string_view name_string, beast::string_view value,
+                     boost::system::error_code&) override {
+    if (req_.headers.empty()) req_.headers.reserve(8);
+    req_.headers.emplace_back(lower(name_string), std::string(value.data(), value.size()));
+    if (name == http::field::expect && beast::iequals(value, "100-continue")) expect_continue_ = true;
+  }
+  void on_header_impl(boost::system::error_code&) override {}
+  void on_body_init_impl(const boost::optional<std::uint64_t>& content_length, boost::system::error_code&) override {
+    // The parser has checked a declared length against the body limit.
+    if (content_length) req_.body.reserve(static_cast<std::size_t>(*content_length));
+  }
+  std::size_t on_body_impl(beast::string_view body, boost::system::error_code&) override {
+    req_.body.append(body.data(), body.size());
+    return body.size();
+  }
+  void on_chunk_header_impl(std::uint64_t, beast::string_view, boost::system::error_code&) override {}
+  std::size_t on_chunk_body_impl(std::uint64_t, beast::string_view body, boost::system::error_code&) override {
+    req_.body.append(body.data(), body.size());
+    return body.size();
+  }
+  void on_finish_impl(boost::system::error_code&) override {}
+
+  HttpRequest req_;
+  unsigned version_ = 11;
+  bool expect_continue_ = false;
+};
+
 HttpResponse error_response(int status, std::string_view code, std::string_view message) {
   HttpResponse r;
   r.status = status;
@@ -366,7 +411,7 @@ struct HttpServer::Impl {
     };
     for (;;) {
       if (stopping) co_return;
-      http::request_parser<http::string_body> parser;
+      RequestParser parser;
       parser.header_limit(static_cast<std::uint32_t>(options.max_header_bytes));
       parser.body_limit(options.max_body_bytes);
       watch.expires_after(options.header_timeout);
@@ -391,15 +436,14 @@ struct HttpServer::Impl {
         co_await write(error_response(400, "bad_request", "malformed HTTP request: " + ec.message()), 11, false);
         co_return;
       }
-      auto& head = parser.get();
       if (auto len = parser.content_length(); len && *len > options.max_body_bytes) {
         co_await write(error_response(413, "body_too_large",
                                               fmt::format("request body of {} bytes exceeds {} bytes", *len,
                                                           options.max_body_bytes)),
-                       head.version(), false);
+                       parser.version(), false);
         co_return;
       }
-      if (beast::iequals(head[http::field::expect], "100-continue")) {
+      if (parser.expects_continue()) {
         static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
         watch.expires_after(options.body_timeout);
         auto [wec, wn] = co_await asio::async_write(stream, asio::buffer(kContinue), kTuple);
@@ -428,26 +472,20 @@ struct HttpServer::Impl {
       if (bec == http::error::body_limit) {
         co_await write(error_response(413, "body_too_large",
                                               fmt::format("request body exceeds {} bytes", options.max_body_bytes)),
-                       head.version(), false);
+                       parser.version(), false);
         co_return;
       }
       if (bec) {
         if (bec != http::error::end_of_stream && bec != asio::error::operation_aborted) {
           co_await write(error_response(400, "bad_request", "malformed HTTP request body: " + bec.message()),
-                         head.version(), false);
+                         parser.version(), false);
         }
         co_return;
       }
-      auto msg = parser.release();
-      HttpRequest req;
-      req.method = std::string(msg.method_string());
-      req.target = std::string(msg.target());
-      req.headers.reserve(static_cast<std::size_t>(std::distance(msg.begin(), msg.end())));
-      for (const auto& f : msg) req.headers.emplace_back(lower(f.name_string()), std::string(f.value()));
-      req.body = std::move(msg.body());
+      HttpRequest req = std::move(parser.request());
       req.remote = remote;
-      const bool keep_alive = msg.keep_alive();
-      const unsigned version = msg.version();
+      const bool keep_alive = parser.keep_alive();
+      const unsigned version = parser.version();
       ++in_flight;
       watch.disable();  // the handler's time is not the client's
       HttpResponse resp = co_await call_handler(handler, std::move(req));
