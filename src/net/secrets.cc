@@ -3,7 +3,6 @@
 #include <climits>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
-#include <openssl/evp.h>
 #include <openssl/rand.h>
 
 #include <algorithm>
