@@ -203,6 +203,10 @@ int main(int argc, char** argv) {
                      "thread would leave that thread's other connections unread during the sync")
       ->check(CLI::Range(2, 256))
       ->capture_default_str();
+  writer->add_option("--sync-pacing", wo.sync_pacing,
+                     "under concurrent appends, start a WAL sync no sooner than this many times the recent sync "
+                     "duration after the previous one (larger group commits, less CPU per append); 0: off")
+      ->capture_default_str();
   writer->add_option("--ship-backoff-max", wo.ship_backoff_max_seconds,
                      "cap in seconds of the wait between attempts to ship sealed chunks while the store fails "
                      "(exponential from 0.2 s, full jitter)")

@@ -197,6 +197,10 @@ void register_engine_metrics(metrics::Registry& registry, const writer::Engine& 
   auto stat = [e](auto field) { return [e, field] { return static_cast<std::int64_t>(e->stats().*field); }; };
   registry.gauge_callback("horizon_wal_syncs", "WAL fdatasyncs (one per group commit) since start",
                           stat(&writer::Engine::Stats::commits));
+  registry.gauge_callback("horizon_wal_paced_syncs",
+                          "WAL syncs the commit thread started late to let concurrent appends join the group "
+                          "(--sync-pacing) since start",
+                          stat(&writer::Engine::Stats::paced_commits));
   registry.gauge_callback("horizon_wal_written_bytes", "Bytes written to the WAL since start",
                           stat(&writer::Engine::Stats::wal_bytes));
   registry.gauge_callback("horizon_checkpoints", "Checkpoints since start", stat(&writer::Engine::Stats::checkpoints));

@@ -104,6 +104,9 @@ int run_writer(WriterOptions o) {
     return fail(fmt::format("--commit-on \"{}\" must be io or thread", o.commit_on));
   }
   if (o.io_threads < 2) return fail(fmt::format("--io-threads {} must be at least 2", o.io_threads));
+  if (!(o.sync_pacing == 0 || (o.sync_pacing >= 1 && o.sync_pacing <= 10))) {
+    return fail(fmt::format("--sync-pacing {} must be 0 (off) or from 1 to 10", o.sync_pacing));
+  }
   const bool pubsub_enabled = o.pubsub != "off";
   if (pubsub_enabled && !split_host_port(o.pubsub, pubsub_host, pubsub_port)) {
     return fail(fmt::format("--pubsub \"{}\" is not host:port", o.pubsub));
@@ -157,6 +160,7 @@ int run_writer(WriterOptions o) {
   eo.server = o.advertise;
   eo.chunk_size = o.chunk_size;
   eo.checkpoint_bytes = o.checkpoint_bytes;
+  eo.sync_pacing = o.sync_pacing;
   eo.on_sync = [&sync_latency](double s) { sync_latency.observe(s); };
   auto& checkpoint_duration = registry.histogram(
       "horizon_checkpoint_duration_seconds",

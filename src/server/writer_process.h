@@ -30,6 +30,10 @@ struct WriterOptions {
   // from 0.2 s with full jitter); small values are for tests.
   double ship_backoff_max_seconds = 60.0;
   int io_threads = 2;  // API I/O threads (at least 2, see --io-threads)
+  // Under concurrent appends the commit thread starts a WAL sync no sooner
+  // than this many times the recent sync duration after the previous one
+  // (EngineOptions::sync_pacing); 0 turns it off.
+  double sync_pacing = 1.5;
 };
 
 // $HORIZON_DATA, else $HOME/.local/share/event-horizon, else ./horizon-data.

@@ -10,6 +10,7 @@
 #include "wal/record_format.h"
 
 #include <fmt/format.h>
+#include <sys/prctl.h>
 
 #include <algorithm>
 #include <chrono>
@@ -262,6 +263,9 @@ Result<std::unique_ptr<Engine>> Engine::open(wal::Fs& fs, EngineOptions options)
     });
     engine->thread_ = std::thread([e = engine.get()] {
       set_thread_name("eh-commit");
+      // Sync pacing sleeps for tens of microseconds: the default 50 us timer
+      // slack would double them.
+      if (e->options_.sync_pacing > 0) (void)prctl(PR_SET_TIMERSLACK, 5000UL, 0UL, 0UL, 0UL);
       e->commit_loop();
     });
   }
@@ -945,9 +949,13 @@ bool Engine::commit_batch_locked() {
     fail_all(*failure());
     return true;
   }
-  if (options_.on_sync) {
-    options_.on_sync(std::chrono::duration<double>(std::chrono::steady_clock::now() - sync_started).count());
+  const auto sync_ended = std::chrono::steady_clock::now();
+  {
+    const double ns = static_cast<double>(std::chrono::nanoseconds(sync_ended - sync_started).count());
+    sync_avg_ns_ = sync_avg_ns_ == 0 ? ns : 0.875 * sync_avg_ns_ + 0.125 * ns;
+    last_sync_start_ = sync_started;
   }
+  if (options_.on_sync) options_.on_sync(std::chrono::duration<double>(sync_ended - sync_started).count());
   segment_size_ += record_buf_.size();
   if (auto r = failpoint::hit("wal.after_sync_before_ack"); !r) {
     latch(r.error());
@@ -1071,12 +1079,34 @@ void Engine::commit_loop() {
       if (stopping_ && queue_.empty()) return;
     }
     try {
-      commit_batch();
+      std::lock_guard owner(commit_mu_);
+      const auto wait = pacing_wait_locked(std::chrono::steady_clock::now());
+      if (wait.count() > 0) {
+        std::this_thread::sleep_for(wait);
+        std::lock_guard lock(stats_mu_);
+        ++stats_.paced_commits;
+      }
+      commit_batch_locked();
     } catch (const failpoint::SimulatedCrash& c) {
       latch(Error::make(errc::storage_failed, "simulated crash at " + c.where));
       return;
     }
   }
+}
+
+std::chrono::nanoseconds Engine::pacing_wait_locked(std::chrono::steady_clock::time_point now) const {
+  using std::chrono::nanoseconds;
+  if (options_.sync_pacing <= 0 || last_group_size_.load(std::memory_order_relaxed) < 2) return nanoseconds(0);
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return nanoseconds(0);
+    std::uint64_t queued = 0;
+    for (const auto& p : queue_) queued += p->bytes;
+    if (queued >= options_.max_batch_bytes) return nanoseconds(0);  // the group is full already
+  }
+  const auto deadline = last_sync_start_ + nanoseconds(static_cast<std::int64_t>(options_.sync_pacing * sync_avg_ns_));
+  if (deadline <= now) return nanoseconds(0);
+  return std::min<nanoseconds>(deadline - now, options_.max_pacing_wait);
 }
 
 // ---------------------------------------------------------------------------

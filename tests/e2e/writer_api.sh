@@ -165,6 +165,7 @@ contains "metrics unknown endpoint" 'horizon_http_requests_total{endpoint="other
 not_contains "metrics no path label" '/writer/nothing' "$(cat "$TMP/metrics.txt")"
 contains "metrics append 201" 'horizon_http_requests_total{endpoint="/writer/append",code="201"}' "$(cat "$TMP/metrics.txt")"
 contains "metrics checkpoint duration" "horizon_checkpoint_duration_seconds_count" "$(cat "$TMP/metrics.txt")"
+contains "metrics paced syncs" "horizon_wal_paced_syncs " "$(cat "$TMP/metrics.txt")"
 chunk_mem=$(sed -n 's/^horizon_chunk_memory_bytes \([0-9]*\)$/\1/p' "$TMP/metrics.txt")
 [ "${chunk_mem:-0}" -gt 1000000 ] && pass || fail "chunk memory metric: ${chunk_mem:-missing} (10,006 lines since the last checkpoint)"
 lint=$(promtool check metrics <"$TMP/metrics.txt" 2>&1); rc=$?
@@ -195,6 +196,13 @@ check "second writer exit" "1" "$rc"; contains "second writer message" "in use b
 out=$("$HORIZON" writer --data "$TMP/iot" --io-threads 1 --api 127.0.0.1:0 --metrics 127.0.0.1:0 2>&1); rc=$?
 [ $rc -ne 0 ] && pass || fail "--io-threads 1 accepted"; contains "--io-threads 1 message" "--io-threads" "$out"
 [ ! -e "$TMP/iot" ] && pass || fail "--io-threads 1 created the data directory"
+# --- --sync-pacing: 0 (off) or 1..10 (checked before anything starts)
+for bad in 0.5 11 -1; do
+  out=$("$HORIZON" writer --data "$TMP/pace" --sync-pacing "$bad" --api 127.0.0.1:0 --metrics 127.0.0.1:0 2>&1); rc=$?
+  [ $rc -ne 0 ] && pass || fail "--sync-pacing $bad accepted"
+  contains "--sync-pacing $bad message" "--sync-pacing" "$out"
+  [ ! -e "$TMP/pace" ] && pass || fail "--sync-pacing $bad created the data directory"
+done
 out=$("$HORIZON" writer --data "$TMP/ckpt" --checkpoint-bytes 65535 --api 127.0.0.1:0 --metrics 127.0.0.1:0 2>&1); rc=$?
 check "--checkpoint-bytes 65535 exit" "1" "$rc"; contains "--checkpoint-bytes message" "below the minimum of 65536" "$out"
 [ ! -e "$TMP/ckpt" ] && pass || fail "--checkpoint-bytes 65535 created the data directory"
