@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include <charconv>
 #include <limits>
 
 namespace horizon {
@@ -101,8 +102,20 @@ Cursor Cursor::with_server(std::string server) const { return Cursor(stream_, ch
 Cursor Cursor::with_offset(std::int64_t offset) const { return Cursor(stream_, chunk_, offset, server_); }
 
 std::string Cursor::to_string() const {
-  if (server_.empty()) return fmt::format("{}:{}:{}", stream_.str(), chunk_, offset_);
-  return fmt::format("{}:{}:{}:{}", stream_.str(), chunk_, offset_, server_);
+  std::string out;
+  append_to(out);
+  return out;
+}
+
+void Cursor::append_to(std::string& out) const {
+  char digits[2][24];
+  const auto chunk = std::to_chars(digits[0], digits[0] + sizeof digits[0], chunk_).ptr - digits[0];
+  const auto offset = std::to_chars(digits[1], digits[1] + sizeof digits[1], offset_).ptr - digits[1];
+  const std::string& stream = stream_.str();
+  out.reserve(out.size() + stream.size() + static_cast<std::size_t>(chunk + offset) + server_.size() + 3);
+  out.append(stream).append(1, ':').append(digits[0], static_cast<std::size_t>(chunk));
+  out.append(1, ':').append(digits[1], static_cast<std::size_t>(offset));
+  if (!server_.empty()) out.append(1, ':').append(server_);
 }
 
 Result<std::strong_ordering> Cursor::compare(const Cursor& other) const {

@@ -55,6 +55,8 @@ class Cursor {
 
   // "<stream>:<chunk>:<offset>" plus ":<server>" when the hint is set.
   std::string to_string() const;
+  // Appends to_string() to `out` (no temporary).
+  void append_to(std::string& out) const;
 
   // Ordering inside one stream: by chunk, then offset. Fails with
   // invalid_cursor for cursors of different streams.

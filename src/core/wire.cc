@@ -106,15 +106,15 @@ Result<AppendResponse> parse_append_response(std::string_view body) {
 std::string to_json(const AppendResponse& r) {
   // Every append answers with this: built directly when the cursor needs no
   // JSON escaping (stream names never do), byte for byte what serialize gives.
-  std::string cursor = r.offset.to_string();
-  const bool plain = std::all_of(cursor.begin(), cursor.end(), [](char c) {
+  static constexpr std::string_view kHead = R"({"Offset":")", kTail = R"("})";
+  std::string out(kHead);
+  r.offset.append_to(out);
+  const bool plain = std::all_of(out.begin() + kHead.size(), out.end(), [](char c) {
     const auto u = static_cast<unsigned char>(c);
     return u >= 0x20 && u < 0x80 && c != '"' && c != '\\';
   });
-  if (!plain) return compact({{"Offset", cursor}});
-  std::string out;
-  out.reserve(cursor.size() + 14);
-  out.append(R"({"Offset":")").append(cursor).append(R"("})");
+  if (!plain) return compact({{"Offset", r.offset.to_string()}});
+  out.append(kTail);
   return out;
 }
 

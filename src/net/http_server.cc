@@ -20,6 +20,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <charconv>
 #include <atomic>
 #include <optional>
 #include <thread>
@@ -58,9 +59,12 @@ std::string_view HttpRequest::path() const { return std::string_view(target).sub
 
 namespace {
 
+// ASCII only (header names are tokens), without the locale lookups of std::tolower.
 std::string lower(std::string_view s) {
   std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
   return out;
 }
 
@@ -157,8 +161,19 @@ Task<HttpResponse> call_handler(const Handler& handler, HttpRequest req) {
 void render(std::string& out, const HttpResponse& r, unsigned version, bool keep_alive) {
   out.clear();
   const auto status = static_cast<http::status>(r.status);
-  fmt::format_to(std::back_inserter(out), "HTTP/{}.{} {} {}\r\nServer: event-horizon\r\n", version / 10, version % 10,
-                 r.status, std::string_view(http::obsolete_reason(status)));
+  auto number = [&out](std::uint64_t n) {
+    char digits[20];
+    out.append(digits, static_cast<std::size_t>(std::to_chars(digits, digits + sizeof digits, n).ptr - digits));
+  };
+  out += "HTTP/";
+  number(version / 10);
+  out += '.';
+  number(version % 10);
+  out += ' ';
+  number(static_cast<std::uint64_t>(r.status));
+  out += ' ';
+  out += std::string_view(http::obsolete_reason(status));
+  out += "\r\nServer: event-horizon\r\n";
   auto header = [&out](std::string_view name, std::string_view value) {
     if (name.find_first_of("\r\n:") != std::string_view::npos || value.find_first_of("\r\n") != std::string_view::npos) {
       return;
@@ -168,7 +183,9 @@ void render(std::string& out, const HttpResponse& r, unsigned version, bool keep
   header("Content-Type", r.content_type);
   for (const auto& [k, v] : r.headers) header(k, v);
   if (r.status >= 200 && r.status != 204 && r.status != 304) {
-    fmt::format_to(std::back_inserter(out), "Content-Length: {}\r\n", r.body.size());
+    out += "Content-Length: ";
+    number(r.body.size());
+    out += "\r\n";
   }
   if (version >= 11 && !keep_alive) out += "Connection: close\r\n";
   if (version < 11 && keep_alive) out += "Connection: keep-alive\r\n";

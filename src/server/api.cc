@@ -154,7 +154,7 @@ net::Handler make_api_handler(writer::Engine& engine, std::string token, ApiMetr
       const auto started = std::chrono::steady_clock::now();
       const auto lines = r->lines.size();
       const int others = appends_in_flight->fetch_add(1);
-      auto done = [reply, started, lines, &m, appends_in_flight](Result<writer::AppendOutcome> d) {
+      auto done = [reply = std::move(reply), started, lines, &m, appends_in_flight](Result<writer::AppendOutcome> d) {
         appends_in_flight->fetch_sub(1);
         if (!d) return reply(error(d.error()));
         if (d->conflict) return reply(json(409, wire::conflict_body(d->offset)));

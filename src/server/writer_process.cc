@@ -255,7 +255,7 @@ int run_writer(WriterOptions o) {
       r.body = R"({"error":"endpoint_not_found","message":"the metrics port serves GET /metrics"})";
       return respond(std::move(r));
     }
-    r.content_type = std::string(metrics::Registry::kContentType);
+    r.content_type = metrics::Registry::kContentType;
     r.body = registry.render();
     respond(std::move(r));
   });
