@@ -13,6 +13,8 @@
 #   HORIZON=PATH      the horizon binary (default build/horizon)
 #   WRITER_ARGS=...   extra flags for the Writer (e.g. "--commit-on thread")
 #   REDIS_TLS=1       Redis over TLS (like-for-like with the Writer's HTTPS)
+#   REDIS_TLS=both    Redis both ways in every round: plaintext in the main
+#                     columns, over TLS in two more (ratio EH/R-TLS)
 #   BENCH_ONLY="CxL ..." only these configurations (e.g. "1x1 16x100")
 #
 # For {1, 16, 64} connections x {1, 10, 100} lines of 120 bytes per request:
@@ -37,7 +39,7 @@ while (($#)); do
     --seconds) SECONDS_PER=$2; shift 2 ;;
     --repeat) REPEAT=$2; shift 2 ;;
     --dir) PARENT=$2; shift 2 ;;
-    -h | --help) sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,29p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "http_bench: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -45,6 +47,10 @@ if ! [[ $SECONDS_PER =~ ^[0-9]+$ ]] || ((SECONDS_PER < 1)); then
   echo "http_bench: seconds must be a positive integer" >&2
   exit 2
 fi
+case ${REDIS_TLS:-0} in
+  0 | 1 | both) ;;
+  *) echo "http_bench: REDIS_TLS must be 0, 1 or both" >&2; exit 2 ;;
+esac
 if ! [[ $REPEAT =~ ^[0-9]+$ ]] || ((REPEAT < 1 || REPEAT > 20)); then
   echo "http_bench: --repeat must be an integer from 1 to 20" >&2
   exit 2
@@ -262,15 +268,26 @@ EOF
 
 # --- Redis
 REDIS_CLIENT_TLS=()
+REDIS_USE_TLS=0
+# redis_mode plain|tls: how the next start_redis listens and the clients connect.
+redis_mode() {
+  if [ "$1" = tls ]; then
+    REDIS_USE_TLS=1
+    REDIS_CLIENT_TLS=(--tls --insecure)
+  else
+    REDIS_USE_TLS=0
+    REDIS_CLIENT_TLS=()
+  fi
+}
 # The clients skip certificate checks: a throwaway self-signed certificate.
-[ "${REDIS_TLS:-0}" = 1 ] && REDIS_CLIENT_TLS=(--tls --insecure)
+[ "${REDIS_TLS:-0}" = 1 ] && redis_mode tls
 start_redis() {
   local dir=$TMP/redis-data
   rm -rf "$dir"
   mkdir -p "$dir"
   REDIS_PORT=$(free_port)
   local listen=(--port "$REDIS_PORT")
-  if [ "${REDIS_TLS:-0}" = 1 ]; then
+  if [ "$REDIS_USE_TLS" = 1 ]; then
     [ -f "$TMP/redis-key.pem" ] || openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
       -keyout "$TMP/redis-key.pem" -out "$TMP/redis-cert.pem" -days 2 -subj /CN=127.0.0.1 2>/dev/null ||
       die "openssl could not make Redis's TLS certificate"
@@ -337,27 +354,42 @@ echo "disk:    $(df -hT "$TMP" | awk 'NR == 2 { print $1 " " $2 ", " $3 " total,
 echo "load:    $(loadavg) at start"
 echo "writer:  horizon writer (default flags)${WRITER_ARGS:+ $WRITER_ARGS}"
 echo "horizon: $HORIZON ($(stat -c '%y' "$HORIZON" | cut -d. -f1))"
-echo "redis:   $(redis-server --version)$([ "${REDIS_TLS:-0}" = 1 ] && echo ", over TLS (REDIS_TLS=1)")"
+echo "redis:   $(redis-server --version)$(case ${REDIS_TLS:-0} in 1) echo ", over TLS (REDIS_TLS=1)" ;; both) echo ", plaintext and over TLS in every round (REDIS_TLS=both)" ;; esac)"
 echo "wrk:     $(wrk -v 2>&1 | head -1)"
 echo "request: ${LINE_BYTES}-byte lines; EH body {\"Stream\":\"/bench\",\"Lines\":[...]} over HTTPS keep-alive, wrk threads = min(2, connections);"
 echo "         Redis: XADD s * f <${LINE_BYTES} B> per line, pipeline depth = lines per request, redis-benchmark (1 thread)"
 echo
 
-printf '%-6s %-6s %14s %12s %9s %9s %9s %14s %9s %9s %9s\n' conns lines "EH lines/s" "EH req/s" "EH p50ms" "EH p99ms" \
+BOTH=0
+[ "${REDIS_TLS:-0}" = both ] && BOTH=1
+printf '%-6s %-6s %14s %12s %9s %9s %9s %14s %9s %9s %9s' conns lines "EH lines/s" "EH req/s" "EH p50ms" "EH p99ms" \
   "srv p99ms" "Redis ev/s" "R p50ms" "R p99ms" "EH/Redis"
+((BOTH)) && printf ' %14s %10s' "R-TLS ev/s" "EH/R-TLS"
+echo
 declare -a NOTES=() MEDIANS=()
 for c in "${CONNS[@]}"; do
   for n in "${BATCHES[@]}"; do
     if [ -n "${BENCH_ONLY:-}" ] && ! [[ " $BENCH_ONLY " == *" ${c}x${n} "* ]]; then continue; fi
-    eh_rounds=() redis_rounds=()
+    eh_rounds=() redis_rounds=() tls_rounds=()
     for ((round = 1; round <= REPEAT; round++)); do
       start_writer
       run_wrk "$c" "$n"
       stop_writer
+      if ((BOTH)); then
+        redis_mode tls
+        run_redis "$c" "$n"
+        RT_RPS=$R_RPS
+        tls_rounds+=("$RT_RPS")
+        NOTES+=("c=$c lines=$n: Redis over TLS: N=$R_N XADDs in $R_WALL s, XLEN=$R_LEN; $R_CPU")
+        redis_mode plain
+      fi
       run_redis "$c" "$n"
       ratio=$(awk -v a="$EH_LPS" -v b="$R_RPS" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')
-      printf '%-6d %-6d %14d %12d %9s %9s %9s %14d %9s %9s %9s\n' "$c" "$n" "$EH_LPS" "$EH_RPS" "$EH_P50" "$EH_P99" \
+      printf '%-6d %-6d %14d %12d %9s %9s %9s %14d %9s %9s %9s' "$c" "$n" "$EH_LPS" "$EH_RPS" "$EH_P50" "$EH_P99" \
         "$EH_SRV_P99" "$R_RPS" "$R_P50" "$R_P99" "$ratio"
+      ((BOTH)) && printf ' %14d %10s' "$RT_RPS" \
+        "$(awk -v a="$EH_LPS" -v b="$RT_RPS" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')"
+      echo
       eh_rounds+=("$EH_LPS")
       redis_rounds+=("$R_RPS")
       if ((EH_NON2XX || EH_ERRS)); then NOTES+=("c=$c lines=$n: wrk saw $EH_NON2XX non-2xx responses and $EH_ERRS socket errors"); fi
@@ -370,6 +402,12 @@ for c in "${CONNS[@]}"; do
       MEDIANS+=("$(printf '%-6d %-6d %14d %14d %9s   EH %s; Redis %s' "$c" "$n" "$eh_med" "$redis_med" \
         "$(awk -v a="$eh_med" -v b="$redis_med" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')" \
         "${eh_rounds[*]}" "${redis_rounds[*]}")")
+      if ((BOTH)); then
+        tls_med=$(median "${tls_rounds[@]}")
+        MEDIANS+=("$(printf '%-6s %-6s %14s %14d %9s   Redis over TLS %s' "" "" "" "$tls_med" \
+          "$(awk -v a="$eh_med" -v b="$tls_med" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')" \
+          "${tls_rounds[*]}")")
+      fi
     fi
   done
 done
