@@ -4,7 +4,6 @@
 
 #include <fmt/format.h>
 
-#include <charconv>
 #include <limits>
 
 namespace horizon {
@@ -108,13 +107,12 @@ std::string Cursor::to_string() const {
 }
 
 void Cursor::append_to(std::string& out) const {
-  char digits[2][24];
-  const auto chunk = std::to_chars(digits[0], digits[0] + sizeof digits[0], chunk_).ptr - digits[0];
-  const auto offset = std::to_chars(digits[1], digits[1] + sizeof digits[1], offset_).ptr - digits[1];
   const std::string& stream = stream_.str();
-  out.reserve(out.size() + stream.size() + static_cast<std::size_t>(chunk + offset) + server_.size() + 3);
-  out.append(stream).append(1, ':').append(digits[0], static_cast<std::size_t>(chunk));
-  out.append(1, ':').append(digits[1], static_cast<std::size_t>(offset));
+  out.reserve(out.size() + stream.size() + server_.size() + 2 * 20 + 3);  // two int64s at most
+  out.append(stream).append(1, ':');
+  append_decimal(out, chunk_);
+  out.append(1, ':');
+  append_decimal(out, offset_);
   if (!server_.empty()) out.append(1, ':').append(server_);
 }
 

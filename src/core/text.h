@@ -4,6 +4,7 @@
 //
 // Thread-safety: pure functions.
 
+#include <charconv>
 #include <cstddef>
 #include <optional>
 #include <string>
@@ -27,5 +28,16 @@ std::size_t find_line_break_or_nul(std::string_view s);
 // At most `max_bytes` of `s` with every byte outside printable ASCII, '"'
 // and '\\' shown as \xNN, and "..." when cut. Safe to embed in messages.
 std::string printable_excerpt(std::string_view s, std::size_t max_bytes = 80);
+
+// `s` with A-Z lowered, every other byte as it is (HTTP field names,
+// SigV4 header names): no locale.
+std::string ascii_lower(std::string_view s);
+
+// Appends the decimal digits of `v` to `out` (no locale, no temporary).
+template <class Int>
+void append_decimal(std::string& out, Int v) {
+  char digits[24];
+  out.append(digits, std::to_chars(digits, digits + sizeof digits, v).ptr);
+}
 
 }  // namespace horizon

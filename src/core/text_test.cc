@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
+
 #include <random>
 #include <string>
 
@@ -101,6 +103,23 @@ TEST(Utf8, FastPathsMatchByteByByteScans) {
     if (ascii_prefix(s, 0) != ascii) ++mismatches;
   }
   EXPECT_EQ(mismatches, 0u) << "of " << cases;
+}
+
+TEST(AsciiLower, LowersOnlyAToZ) {
+  EXPECT_EQ(ascii_lower("Content-Type: X-AMZ-Date"), "content-type: x-amz-date");
+  EXPECT_EQ(ascii_lower("\xc3\x89t\xc3\xa9 @[`{"), "\xc3\x89t\xc3\xa9 @[`{");  // UTF-8 and the bytes around A-Z untouched
+}
+
+TEST(AppendDecimal, AppendsDigitsOfAnyIntegerType) {
+  std::string out = "n=";
+  append_decimal(out, 0);
+  out += ',';
+  append_decimal(out, std::int64_t{-9223372036854775807} - 1);
+  out += ',';
+  append_decimal(out, std::uint64_t{18446744073709551615u});
+  out += ',';
+  append_decimal(out, 201u);
+  EXPECT_EQ(out, "n=0,-9223372036854775808,18446744073709551615,201");
 }
 
 TEST(PrintableExcerpt, EscapesAndCuts) {

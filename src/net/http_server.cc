@@ -1,4 +1,5 @@
 #include "net/http_server.h"
+#include "core/text.h"
 #include "core/thread_name.h"
 
 #include "net/tls.h"
@@ -20,7 +21,6 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <charconv>
 #include <atomic>
 #include <optional>
 #include <thread>
@@ -59,15 +59,6 @@ std::string_view HttpRequest::path() const { return std::string_view(target).sub
 
 namespace {
 
-// ASCII only (header names are tokens), without the locale lookups of std::tolower.
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
-}
-
 // Parses a request straight into an HttpRequest: method, target, headers
 // (names lower-cased, in order) and body, without a Beast message in
 // between (its fields container allocates one node per header, and every
@@ -89,7 +80,7 @@ class RequestParser : public http::basic_parser<true> {
   void on_field_impl(http::field name, beast::string_view name_string, beast::string_view value,
                      boost::system::error_code&) override {
     if (req_.headers.empty()) req_.headers.reserve(8);
-    req_.headers.emplace_back(lower(name_string), std::string(value.data(), value.size()));
+    req_.headers.emplace_back(ascii_lower(name_string), std::string(value.data(), value.size()));
     if (name == http::field::expect && beast::iequals(value, "100-continue")) expect_continue_ = true;
   }
   void on_header_impl(boost::system::error_code&) override {}
@@ -161,16 +152,12 @@ Task<HttpResponse> call_handler(const Handler& handler, HttpRequest req) {
 void render(std::string& out, const HttpResponse& r, unsigned version, bool keep_alive) {
   out.clear();
   const auto status = static_cast<http::status>(r.status);
-  auto number = [&out](std::uint64_t n) {
-    char digits[20];
-    out.append(digits, static_cast<std::size_t>(std::to_chars(digits, digits + sizeof digits, n).ptr - digits));
-  };
   out += "HTTP/";
-  number(version / 10);
+  append_decimal(out, version / 10);
   out += '.';
-  number(version % 10);
+  append_decimal(out, version % 10);
   out += ' ';
-  number(static_cast<std::uint64_t>(r.status));
+  append_decimal(out, r.status);
   out += ' ';
   out += std::string_view(http::obsolete_reason(status));
   out += "\r\nServer: event-horizon\r\n";
@@ -184,7 +171,7 @@ void render(std::string& out, const HttpResponse& r, unsigned version, bool keep
   for (const auto& [k, v] : r.headers) header(k, v);
   if (r.status >= 200 && r.status != 204 && r.status != 304) {
     out += "Content-Length: ";
-    number(r.body.size());
+    append_decimal(out, r.body.size());
     out += "\r\n";
   }
   if (version >= 11 && !keep_alive) out += "Connection: close\r\n";

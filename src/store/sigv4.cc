@@ -1,5 +1,7 @@
 #include "store/sigv4.h"
 
+#include "core/text.h"
+
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
@@ -30,14 +32,6 @@ int hex_value(char c) {
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
   if (c >= 'A' && c <= 'F') return c - 'A' + 10;
   return -1;
-}
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
 }
 
 // Trims spaces and tabs at both ends and collapses inner runs of spaces.
@@ -150,7 +144,7 @@ Signed sign(const Request& request, const Scope& scope, const Credentials& crede
   // in the order given (stable sort keeps it).
   Pairs headers;
   headers.reserve(request.headers.size());
-  for (const auto& [name, value] : request.headers) headers.emplace_back(lower(name), canonical_header_value(value));
+  for (const auto& [name, value] : request.headers) headers.emplace_back(ascii_lower(name), canonical_header_value(value));
   std::stable_sort(headers.begin(), headers.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
 
   std::string canonical_headers;
