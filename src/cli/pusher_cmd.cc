@@ -18,6 +18,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -81,6 +82,39 @@ int run_pusher(const ClientFlags& flags, const PusherCommand& cmd) {
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // The stop signal is taken from the start: until the Pusher runs (the
+  // configuration comes from the store's discovery record, which a stalled
+  // s3:// server could hold for minutes) there is nothing to finish, so a
+  // stop exits at once; afterwards it runs `on_stop`.
+  std::mutex stop_mu;
+  std::function<void()> on_stop;  // guarded by stop_mu
+  std::thread signal_thread([&] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    std::lock_guard lock(stop_mu);
+    if (!on_stop) {
+      spdlog::info("{} while starting: exiting", sig == SIGINT ? "SIGINT" : "SIGTERM");
+      spdlog::default_logger()->flush();
+      std::_Exit(0);
+    }
+    on_stop();
+  });
+  // Runs at every return, after the Pusher is gone (it is declared first):
+  // nothing is left to stop; it releases the signal thread (the signal is
+  // blocked, sigwait takes it) and joins it.
+  struct Release {
+    std::thread& t;
+    std::mutex& mu;
+    std::function<void()>& hook;
+    ~Release() {
+      {
+        std::lock_guard lock(mu);
+        hook = [] {};
+      }
+      ::kill(::getpid(), SIGTERM);
+      t.join();
+    }
+  } release{signal_thread, stop_mu, on_stop};
   auto fail = [](const std::string& m) {
     spdlog::error("{}", m);
     return 1;
@@ -180,19 +214,25 @@ int run_pusher(const ClientFlags& flags, const PusherCommand& cmd) {
     spdlog::info("writer proxy on http://{}:{}", phost, proxy->port());
   }
 
-  std::thread signal_thread([&pusher, &signals] {
-    int sig = 0;
-    sigwait(&signals, &sig);
-    if (sig == SIGINT || sig == SIGTERM) pusher.stop();
-  });
+  // Reads have no side effects: a store read in progress (an s3:// server
+  // that stopped answering could hold it for minutes) is cancelled at once;
+  // a push in progress to the application finishes.
+  auto stop_all = [&pusher, store] {
+    pusher.stop();
+    store->cancel();
+  };
+  {
+    std::lock_guard lock(stop_mu);
+    on_stop = stop_all;
+  }
   std::thread stdin_thread;
   if (cmd.stop_on_stdin_eof) {
-    stdin_thread = std::thread([&pusher] {
+    stdin_thread = std::thread([stop_all] {
       char buf[256];
       while (::read(STDIN_FILENO, buf, sizeof buf) > 0) {
       }
       spdlog::info("stdin closed (the parent is gone): stopping");
-      pusher.stop();
+      stop_all();
     });
   }
   auto r = pusher.run();
@@ -200,8 +240,6 @@ int run_pusher(const ClientFlags& flags, const PusherCommand& cmd) {
   if (proxy) proxy->stop(std::chrono::milliseconds(1000));
   forwarder.reset();
   if (notifications) notifications->close();
-  ::kill(::getpid(), SIGTERM);  // release the signal thread (the signal is blocked: sigwait takes it)
-  signal_thread.join();
   if (stdin_thread.joinable()) stdin_thread.detach();  // blocked in read(); the process exits now
   if (!r) return fail(r.error().message);
   return 0;

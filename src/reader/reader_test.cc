@@ -14,7 +14,10 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <chrono>
+#include <condition_variable>
 #include <functional>
+#include <mutex>
 
 namespace horizon::reader {
 namespace {
@@ -316,6 +319,96 @@ TEST(Shipper, Issue6StopWaitsForTheChunkInFlightNotTheBacklog) {
   ASSERT_TRUE(rest) << rest.error().message;
   EXPECT_EQ(*rest, queued - 1);
   EXPECT_TRUE(w.engine->ship_queue().empty());
+}
+
+// A store whose puts hang until cancel() (an S3 server that stopped
+// answering), or, with hold set, take that long and then succeed.
+class StuckStore final : public store::ObjectStore {
+ public:
+  explicit StuckStore(store::ObjectStore& inner) : inner_(inner) {}
+  std::chrono::milliseconds hold{0};  // 0: hang until cancelled (20 s at most)
+  Result<void> put(const std::string& key, std::string_view bytes) override {
+    std::unique_lock lock(mu_);
+    ++puts_;
+    cv_.notify_all();
+    if (hold.count() > 0) {
+      cv_.wait_for(lock, hold, [this] { return cancelled_; });
+    } else {
+      // Long enough for any stop() grace in these tests; then it gives up
+      // (the test fails on cancelled() instead of hanging).
+      if (!cv_.wait_for(lock, std::chrono::seconds(20), [this] { return cancelled_; })) {
+        return Error::make(errc::not_ready, "PUT " + key + ": never cancelled (test)");
+      }
+    }
+    if (cancelled_) return Error::make(errc::not_ready, "PUT " + key + ": cancelled (test)");
+    lock.unlock();
+    return inner_.put(key, bytes);
+  }
+  Result<std::optional<std::string>> get(const std::string& key) override { return inner_.get(key); }
+  Result<void> remove(const std::string& key) override { return inner_.remove(key); }
+  std::string describe() const override { return "stuck(" + inner_.describe() + ")"; }
+  void cancel() override {
+    std::lock_guard lock(mu_);
+    cancelled_ = true;
+    cv_.notify_all();
+  }
+  bool wait_for_put(std::chrono::seconds limit) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, limit, [this] { return puts_ > 0; });
+  }
+  bool cancelled() {
+    std::lock_guard lock(mu_);
+    return cancelled_;
+  }
+
+ private:
+  store::ObjectStore& inner_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int puts_ = 0;
+  bool cancelled_ = false;
+};
+
+// A SIGTERM while the store hangs: stop() waits for the chunk in flight no
+// longer than its grace, then cancels the store's calls; the chunk stays
+// queued (not marked shipped) for the next start.
+TEST(Shipper, StopCancelsAnUploadStuckPastTheGrace) {
+  World w;
+  ASSERT_TRUE(w.engine->create_stream_sync(sn("/s")));
+  w.fill(60);
+  const std::size_t queued = w.engine->ship_queue().size();
+  ASSERT_GE(queued, 1u);
+  StuckStore stuck(*w.store);
+  server::Shipper shipper(*w.engine, stuck, w.key, server::ShipperOptions{}, nullptr);
+  shipper.start();
+  shipper.wake();
+  ASSERT_TRUE(stuck.wait_for_put(std::chrono::seconds(30)));
+  shipper.stop(std::chrono::milliseconds(200));  // returns only once the thread is gone
+  EXPECT_TRUE(stuck.cancelled());
+  EXPECT_EQ(w.engine->ship_queue().size(), queued);
+  // The next start ships everything.
+  server::Shipper next(*w.engine, *w.store, w.key, {}, nullptr);
+  auto rest = next.ship_pending();
+  ASSERT_TRUE(rest) << rest.error().message;
+  EXPECT_EQ(*rest, queued);
+}
+
+// An upload that finishes within the grace is waited for, not cancelled.
+TEST(Shipper, StopWaitsForAnUploadThatFinishesWithinTheGrace) {
+  World w;
+  ASSERT_TRUE(w.engine->create_stream_sync(sn("/s")));
+  w.fill(60);
+  const std::size_t queued = w.engine->ship_queue().size();
+  ASSERT_GE(queued, 2u);
+  StuckStore slow(*w.store);
+  slow.hold = std::chrono::milliseconds(300);
+  server::Shipper shipper(*w.engine, slow, w.key, server::ShipperOptions{}, nullptr);
+  shipper.start();
+  shipper.wake();
+  ASSERT_TRUE(slow.wait_for_put(std::chrono::seconds(30)));
+  shipper.stop(std::chrono::seconds(60));
+  EXPECT_FALSE(slow.cancelled());
+  EXPECT_EQ(w.engine->ship_queue().size(), queued - 1);  // the chunk in flight, not the backlog
 }
 
 TEST(Shipper, CrashBetweenUploadAndMarkReshipsAReadableObject) {

@@ -67,10 +67,20 @@ Result<std::size_t> Shipper::ship_pending() {
 }
 
 void Shipper::start() {
-  if (!thread_.joinable()) thread_ = std::thread([this] {
-      set_thread_name("eh-ship");
-      loop();
-    });
+  if (thread_.joinable()) return;
+  {
+    std::lock_guard lock(mu_);
+    running_ = true;
+  }
+  thread_ = std::thread([this] {
+    set_thread_name("eh-ship");
+    loop();
+    {
+      std::lock_guard lock(mu_);
+      running_ = false;
+    }
+    cv_.notify_all();
+  });
 }
 
 void Shipper::wake() {
@@ -81,12 +91,18 @@ void Shipper::wake() {
   cv_.notify_all();
 }
 
-void Shipper::stop() {
+void Shipper::stop(std::chrono::milliseconds grace) {
   {
-    std::lock_guard lock(mu_);
+    std::unique_lock lock(mu_);
     stopping_ = true;
+    cv_.notify_all();
+    if (!cv_.wait_for(lock, grace, [this] { return !running_; })) {
+      spdlog::warn("stopping: the chunk being shipped did not finish within {} ms; cancelling the store's calls "
+                   "(it stays queued and ships after the next start)",
+                   grace.count());
+      store_.cancel();
+    }
   }
-  cv_.notify_all();
   if (thread_.joinable()) thread_.join();
 }
 
@@ -100,6 +116,8 @@ void Shipper::loop() {
       if (r) {
         if (streak_.exchange(0) > 0) spdlog::info("shipping works again");
         backoff = options_.backoff_initial;
+      } else if (stopping_.load()) {
+        return;  // cut short by stop() (a cancelled store call): queued for the next start
       } else {
         const auto streak = ++streak_;
         // Full jitter: a random wait in [0, backoff], then double it (capped).

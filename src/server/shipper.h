@@ -57,9 +57,13 @@ class Shipper {
   void start();
   // Looks at the queue now instead of at the next poll (a chunk was sealed).
   void wake();
-  // Waits for the chunk in flight (bounded by the store's timeouts), not for
-  // the backlog.
-  void stop();
+  // Waits for the chunk in flight, not for the backlog: up to `grace`, then
+  // the store's calls are cancelled (ObjectStore::cancel, which cannot be
+  // undone) and the chunk stays queued for the next start. Without the
+  // cancel an s3:// upload to a stalled server could hold a SIGTERM for
+  // minutes (stall timeout x attempts).
+  void stop(std::chrono::milliseconds grace = kStopGrace);
+  static constexpr std::chrono::milliseconds kStopGrace{5'000};
   // Consecutive failures so far (0 when the last attempt succeeded).
   std::uint64_t failure_streak() const { return streak_.load(); }
 
@@ -77,6 +81,7 @@ class Shipper {
   std::condition_variable cv_;
   std::atomic<bool> stopping_{false};  // written under mu_ (for cv_), read anywhere
   bool woken_ = false;                 // GUARDED_BY(mu_)
+  bool running_ = false;               // GUARDED_BY(mu_): the loop thread has not returned yet
   std::thread thread_;
 };
 

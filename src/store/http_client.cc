@@ -24,6 +24,8 @@ using DataFn = std::size_t (*)(char*, std::size_t, std::size_t, void*);
 void set_data_fn(CURL* h, CURLoption option, DataFn fn) { (curl_easy_setopt)(h, option, fn); }
 using SeekFn = int (*)(void*, curl_off_t, int);
 void set_seek_fn(CURL* h, CURLoption option, SeekFn fn) { (curl_easy_setopt)(h, option, fn); }
+using ProgressFn = int (*)(void*, curl_off_t, curl_off_t, curl_off_t, curl_off_t);
+void set_progress_fn(CURL* h, ProgressFn fn) { (curl_easy_setopt)(h, CURLOPT_XFERINFOFUNCTION, fn); }
 long get_long(CURL* h, CURLINFO info) {
   long value = 0;
   (curl_easy_getinfo)(h, info, &value);
@@ -110,6 +112,12 @@ int on_seek(void* user, curl_off_t offset, int origin) {
   return CURL_SEEKFUNC_OK;
 }
 
+// Called by curl during a transfer (often while data flows, about once a
+// second while it stalls): non-zero aborts it.
+int on_progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  return static_cast<const std::atomic<bool>*>(user)->load() ? 1 : 0;
+}
+
 bool is_transient(CURLcode rc) {
   switch (rc) {
     case CURLE_COULDNT_RESOLVE_HOST:
@@ -180,6 +188,7 @@ std::size_t HttpClient::connections_opened() const {
 }
 
 Result<HttpResponse> HttpClient::perform(const HttpRequest& request) {
+  if (cancelled()) return Error::make(errc::not_ready, fmt::format("{} {}: cancelled", request.method, request.url));
   auto* h = static_cast<CURL*>(acquire());
   if (h == nullptr) return Error::make(errc::internal, "curl_easy_init failed");
   curl_easy_reset(h);  // options only: kept-alive connections stay
@@ -202,6 +211,9 @@ Result<HttpResponse> HttpClient::perform(const HttpRequest& request) {
   set_ptr(h, CURLOPT_WRITEDATA, &t);
   set_data_fn(h, CURLOPT_HEADERFUNCTION, &on_header);
   set_ptr(h, CURLOPT_HEADERDATA, &t);
+  set_long(h, CURLOPT_NOPROGRESS, 0L);
+  set_progress_fn(h, &on_progress);
+  set_ptr(h, CURLOPT_XFERINFODATA, &cancelled_);
 
   if (request.method == "HEAD") {
     set_long(h, CURLOPT_NOBODY, 1L);
@@ -244,6 +256,9 @@ Result<HttpResponse> HttpClient::perform(const HttpRequest& request) {
   curl_easy_cleanup(h);
   const std::string what = error_buffer[0] != '\0' ? std::string(error_buffer) : std::string(curl_easy_strerror(rc));
   const std::string message = fmt::format("{} {}: {}", request.method, request.url, printable_excerpt(what, 200));
+  if (rc == CURLE_ABORTED_BY_CALLBACK) {
+    return Error::make(errc::not_ready, fmt::format("{} {}: cancelled", request.method, request.url));
+  }
   if (rc == CURLE_PARTIAL_FILE) {
     return Error::make(errc::corruption, fmt::format("{} (the body is shorter than its Content-Length)", message));
   }

@@ -9,6 +9,7 @@
 
 #include "core/errc.h"
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <memory>
@@ -59,6 +60,12 @@ class HttpClient {
   // How many connections curl opened so far (reuse check in tests).
   std::size_t connections_opened() const;
 
+  // Transfers in progress stop at curl's next progress call (about once a
+  // second while stalled) and later ones fail at once: errc::not_ready,
+  // "... cancelled". For shutdown; cannot be undone.
+  void cancel() { cancelled_.store(true); }
+  bool cancelled() const { return cancelled_.load(); }
+
  private:
   void* acquire();
   void release(void* handle);
@@ -68,6 +75,7 @@ class HttpClient {
   mutable std::mutex mu_;
   std::vector<void*> idle_;             // CURL* easy handles; guarded by mu_
   std::size_t connections_opened_ = 0;  // guarded by mu_
+  std::atomic<bool> cancelled_{false};
 };
 
 }  // namespace horizon::store::detail

@@ -97,6 +97,15 @@ class ObjectStore {
 
   // The URL this store was opened from, with any secret removed.
   virtual std::string describe() const = 0;
+
+  // For shutdown: makes the calls in progress give up soon (within about a
+  // second) and every later call fail at once, with errc::not_ready and a
+  // message saying the store was cancelled. The outcome of a put or remove
+  // cut short is unknown, as for any not_ready. It cannot be undone. The
+  // default does nothing: file:// and memory calls are bounded by the local
+  // disk; s3:// calls can wait on a stalled server for minutes (timeouts
+  // times attempts).
+  virtual void cancel() {}
 };
 
 // Checks a key against the rules above (errc::invalid_argument otherwise;

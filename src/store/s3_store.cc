@@ -10,10 +10,11 @@
 
 #include <algorithm>
 #include <charconv>
+#include <condition_variable>
 #include <ctime>
 #include <limits>
+#include <mutex>
 #include <random>
-#include <thread>
 
 namespace horizon::store {
 namespace detail {
@@ -391,6 +392,12 @@ class S3Store final : public ObjectStore {
 
   std::string describe() const override { return url_; }
 
+  void cancel() override {
+    http_.cancel();
+    { std::lock_guard lock(cancel_mu_); }  // a backoff wait sees the flag or the notify
+    cancel_cv_.notify_all();
+  }
+
  private:
   struct Call {
     std::string method;
@@ -502,6 +509,10 @@ class S3Store final : public ObjectStore {
       request.headers.insert(request.headers.end(), call.headers.begin(), call.headers.end());
 
       auto r = http_.perform(request);
+      if (http_.cancelled()) {
+        return Error::make(errc::not_ready, redact(fmt::format("{}: {} {}: cancelled (the process is stopping)", url_,
+                                                               call.method, call.key)));
+      }
       const bool transient = r ? is_transient_status(r->status)
                                : (r.error().code == errc::not_ready || r.error().code == errc::corruption);
       if (!transient) {
@@ -513,7 +524,8 @@ class S3Store final : public ObjectStore {
         return Error::make(r.error().code,
                            redact(fmt::format("{}: {}, gave up after {} attempts", url_, r.error().message, attempt)));
       }
-      std::this_thread::sleep_for(backoff(attempt));
+      std::unique_lock lock(cancel_mu_);
+      cancel_cv_.wait_for(lock, backoff(attempt), [this] { return http_.cancelled(); });
     }
   }
 
@@ -521,6 +533,8 @@ class S3Store final : public ObjectStore {
   S3Options options_;
   std::string url_;
   detail::HttpClient http_;
+  std::mutex cancel_mu_;  // for cancel_cv_ (the backoff waits)
+  std::condition_variable cancel_cv_;
 };
 
 }  // namespace

@@ -10,6 +10,8 @@
 // SlowDown included), 429 and 408 are retried up to `max_attempts` times
 // with exponential backoff and full jitter; then the call fails with
 // errc::not_ready and the caller (the shipper) retries at its own pace.
+// cancel() cuts every call in progress (including a backoff wait) and fails
+// the later ones, for shutdown.
 //
 // Thread-safety: safe to call concurrently; each call takes a pooled curl
 // handle (kept-alive connection) for itself.

@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <thread>
 #include <unistd.h>
 
 namespace horizon::store {
@@ -325,6 +326,69 @@ TEST(S3Http, TimeoutIsNotReadyWithinTheConfiguredBudget) {
   // A hang guard, not a performance check: 2 x 300 ms plus backoff, with
   // a wide margin for a loaded machine.
   EXPECT_LT(elapsed, std::chrono::seconds(20));
+}
+
+// Shutdown (Shipper::stop): cancel() cuts a call that waits on a server
+// which stopped answering (long before its timeouts), and later calls fail
+// at once without a request.
+TEST(S3Http, CancelCutsAHangingCallAndFailsLaterOnes) {
+  FakeHttpServer server([](const SeenRequest&, std::size_t) {
+    FakeResponse r;
+    r.hang = true;
+    return r;
+  });
+  S3Options o = fast_options();
+  o.request_timeout = std::chrono::seconds(20);
+  o.stall_timeout = std::chrono::seconds(20);
+  o.max_attempts = 1;
+  auto store = open_fake(server, o);
+  Result<void> put_result;
+  std::thread caller([&] { put_result = store->put("k", "data"); });
+  for (int i = 0; i < 3000 && server.requests().empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(server.requests().size(), 1u);
+  const auto cancelled_at = std::chrono::steady_clock::now();
+  store->cancel();
+  caller.join();
+  // Not a performance check: curl looks at the flag about once a second;
+  // without cancel() the call would run into its 20 s timeout.
+  EXPECT_LT(std::chrono::steady_clock::now() - cancelled_at, std::chrono::seconds(10));
+  ASSERT_FALSE(put_result);
+  EXPECT_EQ(put_result.error().code, errc::not_ready);
+  EXPECT_NE(put_result.error().message.find("cancelled"), std::string::npos) << put_result.error().message;
+  expect_clean(put_result.error());
+  auto later = store->get("k");
+  ASSERT_FALSE(later);
+  EXPECT_EQ(later.error().code, errc::not_ready);
+  EXPECT_NE(later.error().message.find("cancelled"), std::string::npos) << later.error().message;
+  EXPECT_EQ(server.requests().size(), 1u);  // neither a retry nor a new request
+}
+
+// cancel() also ends the backoff between attempts at once.
+TEST(S3Http, CancelEndsTheBackoffBetweenAttempts) {
+  FakeHttpServer server([](const SeenRequest&, std::size_t) {
+    return status(503, "<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>");
+  });
+  S3Options o = fast_options();
+  o.backoff_base = std::chrono::seconds(20);
+  o.backoff_cap = std::chrono::seconds(20);
+  o.max_attempts = 2;
+  auto store = open_fake(server, o);
+  Result<std::optional<std::string>> got;
+  std::thread caller([&] { got = store->get("k"); });
+  for (int i = 0; i < 3000 && server.requests().empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  store->cancel();
+  caller.join();
+  ASSERT_FALSE(got);
+  EXPECT_EQ(got.error().code, errc::not_ready);
+  EXPECT_NE(got.error().message.find("cancelled"), std::string::npos) << got.error().message;
+  // Without the cancel, the wait (up to 20 s) would end in a second request
+  // and "gave up after 2 attempts".
+  EXPECT_EQ(server.requests().size(), 1u);
 }
 
 TEST(S3Http, UnreachableIsNotReady) {

@@ -30,13 +30,15 @@ through its control port, injects faults:
                                  CompleteMultipartUpload (only if the client
                                  ever uses multipart; ours does single PUTs)
   outage503 every request answered 503 ServiceUnavailable
+  hang      every request is read and then never answered nor forwarded
+            (a server that stopped answering) until the client gives up
   refuse    the listening socket is closed (connection refused); requests on
             kept-alive connections are reset
 A slow window (/slow/SECONDS[/RATE], in faults mode) trickles request and
 answer bodies at RATE bytes/s (default --rate, 1024) and injects nothing
 else.
 
-Control (plain HTTP on --control-port): GET /mode/<pass|faults|outage503|refuse>,
+Control (plain HTTP on --control-port): GET /mode/<pass|faults|outage503|hang|refuse>,
 GET /slow/<seconds>[/<bytes per second>], GET /counts (JSON). On SIGTERM or SIGINT it prints the
 counts to stderr ("s3_fault_proxy counts: k=v ...") and writes them as JSON
 to --counts-file, then exits.
@@ -78,7 +80,7 @@ class State:
         self.slow_rate = args.rate
         self.counts = {k: 0 for k in KINDS}
         self.counts.update({"requests": 0, "forwarded": 0, "multipart_requests": 0, "refused_windows": 0,
-                            "refused_seconds": 0.0})
+                            "refused_seconds": 0.0, "hang": 0, "hanging": 0})
         self.by_method = {}
         self.timeout_held = []  # seconds each timeout fault held its client
         self.holding = 0  # timeout faults holding their client now
@@ -311,6 +313,9 @@ def handle(sock, state):
                     state.counts["outage503"] += 1
                 if mode == "refuse":
                     state.counts["outage_reset"] += 1
+                if mode == "hang":
+                    state.counts["hang"] += 1
+                    state.counts["hanging"] += 1
             if mode == "refuse":
                 conn.reset()
                 return
@@ -320,6 +325,12 @@ def handle(sock, state):
                 conn.reset()
                 return
             body = conn.read_exact(length, rate if slow else None, state)
+            if mode == "hang":
+                hold_until_client_gives_up(sock, TIMEOUT_HOLD_MAX)
+                with state.lock:
+                    state.counts["hanging"] -= 1
+                conn.reset()
+                return
             resource = urllib.parse.urlsplit(path).path
             if mode == "outage503" or fault in ("http500", "slowdown503", "mp_create", "mp_part", "mp_complete"):
                 if mode == "outage503":
@@ -464,7 +475,7 @@ def control_server(state, listener, port):
 
         def do_GET(self):
             parts = self.path.strip("/").split("/")
-            if parts[0] == "mode" and len(parts) == 2 and parts[1] in ("pass", "faults", "outage503", "refuse"):
+            if parts[0] == "mode" and len(parts) == 2 and parts[1] in ("pass", "faults", "outage503", "hang", "refuse"):
                 set_mode(state, listener, parts[1])
                 return self.reply(200, {"mode": parts[1]})
             if parts[0] == "slow" and len(parts) in (2, 3):

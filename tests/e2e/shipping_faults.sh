@@ -16,6 +16,8 @@
 #     core, attempts keep failing while the port refuses connections;
 #   - SIGTERM with a backlog waits for the chunk in flight only (issue 6),
 #     and the restarted Writer still has the backlog (durable ship queue);
+#     SIGTERM while the store holds requests unanswered exits within the
+#     shipper's grace (the store's calls are cancelled) and keeps the backlog;
 #   - recovery: backlog drains to 0 within the backoff cap + a drain bound;
 #     every sealed chunk is in the bucket; with the Writer stopped, a fresh
 #     `reader-read` (empty cache, only STORE/HORIZON_TOKEN/HORIZON_KEY,
@@ -74,6 +76,20 @@ phase() { echo "$1" >"$TMP/phase.tmp" && mv "$TMP/phase.tmp" "$TMP/phase"; echo 
 proxy_count() { curl -s "http://127.0.0.1:$CTL_PORT/counts" | python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
 health() { curl -s -o /dev/null -w '%{http_code}' --max-time 5 --cacert "$CA" "https://$API/health"; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$WRITER_PID/stat"; }
+# sigterm_writer WHAT: SIGTERM, wait (60 s at most, then SIGKILL and a
+# failure naming WHAT); sets rc (exit status) and stop_s (seconds).
+sigterm_writer() {
+  local t0
+  t0=$(now)
+  kill -TERM "$WRITER_PID"
+  for _ in $(seq 1 600); do kill -0 "$WRITER_PID" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$WRITER_PID" 2>/dev/null; then
+    fail "the Writer did not exit within 60 s of SIGTERM ($1)"
+    kill -KILL "$WRITER_PID"
+  fi
+  wait "$WRITER_PID"; rc=$?; WRITER_PID=""
+  stop_s=$(elapsed "$t0")
+}
 
 echo "shipping_faults: seed $SEED, baseline ${BASELINE_SECONDS}s, faults ${FAULT_SECONDS}s, outage ${OUTAGE_SECONDS}s," \
   "--ship-backoff-max $SHIP_BACKOFF_MAX"
@@ -173,15 +189,7 @@ shipped0=$(metric horizon_chunks_shipped_total)
 for _ in $(seq 1 300); do [ "$(metric horizon_chunks_shipped_total)" -gt "$shipped0" ] && break; sleep 0.1; done
 shipped_before_stop=$(metric horizon_chunks_shipped_total)
 backlog_before_stop=$(metric horizon_ship_backlog_chunks)
-t0=$(now)
-kill -TERM "$WRITER_PID"
-for _ in $(seq 1 600); do kill -0 "$WRITER_PID" 2>/dev/null || break; sleep 0.1; done
-if kill -0 "$WRITER_PID" 2>/dev/null; then
-  fail "the Writer did not exit within 60 s of SIGTERM (backlog $backlog_before_stop, slow store)"
-  kill -KILL "$WRITER_PID"
-fi
-wait "$WRITER_PID"; rc=$?; WRITER_PID=""
-stop_s=$(elapsed "$t0")
+sigterm_writer "backlog $backlog_before_stop, slow store"
 echo "SIGTERM with backlog $backlog_before_stop and a 4 KiB/s store: exit $rc after $stop_s s"
 check "writer exit after SIGTERM with a backlog" 0 "$rc"
 le "$stop_s" 20 && pass || fail "stopping with a backlog took $stop_s s (the chunk in flight takes ~5 s)"
@@ -193,6 +201,28 @@ echo "after the restart: backlog $backlog_restart (was $backlog_before_stop at S
   "$shipped_before_stop chunks shipped by the first Writer)"
 [ "$backlog_restart" -ge 1 ] && [ "$backlog_restart" -le "$backlog_before_stop" ] && pass ||
   fail "backlog after the restart is $backlog_restart (at SIGTERM $backlog_before_stop)"
+
+# SIGTERM while the store stopped answering (every request read, never
+# answered): the Writer waits for the chunk in flight no longer than its
+# grace (5 s), then cancels the store's calls. Without the cancel an s3://
+# upload waits out the stall timeout (30 s) on each of its attempts.
+ctl mode/hang
+for _ in $(seq 1 $(((SHIP_BACKOFF_MAX + 20) * 10))); do [ "$(proxy_count hanging)" -ge 1 ] && break; sleep 0.1; done
+hanging=$(proxy_count hanging)
+[ "$hanging" -ge 1 ] && pass || fail "no store request was being held in hang mode"
+sigterm_writer "the store hangs"
+echo "SIGTERM with $hanging store request(s) held unanswered: exit $rc after $stop_s s"
+check "writer exit after SIGTERM with a hanging store" 0 "$rc"
+le "$stop_s" 15 && pass || fail "stopping with a hanging store took $stop_s s (grace 5 s, then cancelled)"
+grep -q "cancelling the store's calls" "$TMP/writer.log" && pass ||
+  fail "the Writer's log does not say the stuck upload was cancelled"
+cat "$TMP/writer.log" >>"$TMP/writer.1.log"
+ctl mode/pass
+start_writer "$DATA" --chunk-size "$CHUNK" --store "$STORE_PROXY" --ship-backoff-max "$SHIP_BACKOFF_MAX" \
+  || abort "writer did not restart after the hanging store"
+backlog_hang_restart=$(metric horizon_ship_backlog_chunks)
+echo "after the second restart: backlog $backlog_hang_restart"
+[ "$backlog_hang_restart" -ge 1 ] && pass || fail "backlog after the second restart is $backlog_hang_restart"
 
 # Recovery: faults stop, appends go on; the backlog must drain.
 ctl mode/pass
