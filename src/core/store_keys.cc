@@ -2,15 +2,38 @@
 
 #include <fmt/format.h>
 
+#include <openssl/evp.h>
+
 #include <charconv>
+#include <iterator>
+#include <stdexcept>
 
 namespace horizon {
 
+namespace {
+
+std::string sha256_hex(std::string_view bytes) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  if (EVP_Digest(bytes.data(), bytes.size(), digest, &n, EVP_sha256(), nullptr) != 1 || n != 32) {
+    throw std::runtime_error("SHA-256 failed (OpenSSL)");
+  }
+  std::string out;
+  out.reserve(64);
+  for (unsigned int i = 0; i < n; ++i) fmt::format_to(std::back_inserter(out), "{:02x}", digest[i]);
+  return out;
+}
+
+}  // namespace
+
 std::string chunk_key(const StreamName& stream, std::uint64_t chunk) {
-  return fmt::format("{}{}/~{:020}.ehc", kChunkKeyPrefix, stream.relative_path(), chunk);
+  std::string key = fmt::format("{}{}/~{:020}.ehc", kChunkKeyPrefix, stream.relative_path(), chunk);
+  if (key.size() <= kMaxChunkKeyBytes) return key;
+  return fmt::format("{}h/{}/~{:020}.ehc", kChunkKeyPrefix, sha256_hex(stream.str()), chunk);
 }
 
 std::optional<ChunkKey> parse_chunk_key(std::string_view key) {
+  const std::string_view whole = key;
   if (!key.starts_with(kChunkKeyPrefix) || !key.ends_with(".ehc")) return std::nullopt;
   key.remove_prefix(kChunkKeyPrefix.size());
   const auto tilde = key.rfind("/~");
@@ -25,6 +48,7 @@ std::optional<ChunkKey> parse_chunk_key(std::string_view key) {
   if (!path.starts_with("s/")) return std::nullopt;
   auto name = StreamName::parse(path.substr(1));
   if (!name) return std::nullopt;
+  if (chunk_key(*name, chunk) != std::string_view(whole)) return std::nullopt;  // too long: hashed form
   return ChunkKey{*name, chunk};
 }
 

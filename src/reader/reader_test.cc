@@ -321,6 +321,42 @@ TEST(Shipper, Issue6StopWaitsForTheChunkInFlightNotTheBacklog) {
   EXPECT_TRUE(w.engine->ship_queue().empty());
 }
 
+// SPEC §2 allows names of up to 1,024 bytes; the plain store key of such a
+// stream's chunk would pass S3's 1,024-byte key limit, so its chunks use
+// the hashed key (docs/format/chunk-object.md, "Store keys"). Before that,
+// the first sealed chunk of a long-named stream failed to ship forever and
+// held back the chunks of every other stream queued behind it.
+TEST(ShipperAndReader, LongestStreamNamesShipAndReadBack) {
+  World w;
+  std::string name;
+  for (int i = 0; i < 8; ++i) {
+    name += "/" + std::string(127, static_cast<char>('a' + i));
+    ASSERT_TRUE(w.engine->create_stream_sync(StreamName::parse(name).value()));
+  }
+  ASSERT_EQ(name.size(), 1024u);
+  const StreamName long_name = StreamName::parse(name).value();
+  ASSERT_TRUE(w.engine->create_stream_sync(sn("/s")));
+  for (int i = 0; i < 40; ++i) {
+    ASSERT_TRUE(w.engine->append_sync(append_req(long_name, {"long-" + std::to_string(i), "x"})));
+    ASSERT_TRUE(w.engine->append_sync(append_req(sn("/s"), {"short-" + std::to_string(i)})));
+  }
+  const auto expected = texts(writer::testing::read_stream(*w.engine, long_name).value());
+  ASSERT_GE(w.engine->ship_queue().size(), 4u);
+  server::Shipper shipper(*w.engine, *w.store, w.key, {}, nullptr);
+  auto shipped = shipper.ship_pending();
+  ASSERT_TRUE(shipped) << shipped.error().message;
+  EXPECT_TRUE(w.engine->ship_queue().empty());
+  auto obj = w.file_store->get(chunk_key(long_name, 0));
+  ASSERT_TRUE(obj) << obj.error().message;
+  ASSERT_TRUE(*obj);
+  EXPECT_TRUE(chunk_key(long_name, 0).starts_with("chunks/h/"));
+  Reader r = w.reader(/*with_live=*/true);
+  auto all = r.read(Cursor::parse(name + ":0:0").value(), 100000);
+  ASSERT_TRUE(all) << all.error().message;
+  EXPECT_EQ(texts(*all), expected);
+  EXPECT_GT(r.stats().store_gets, 0u);
+}
+
 // A store whose puts hang until cancel() (an S3 server that stopped
 // answering), or, with hold set, take that long and then succeed.
 class StuckStore final : public store::ObjectStore {
