@@ -252,6 +252,87 @@ TEST(Shipper, RetriesWhileTheStoreIsDownAndVerifiesBeforeFreeing) {
   EXPECT_TRUE(w.engine->ship_queue().empty());
 }
 
+// Refuses (definitively: storage_failed) the puts whose key `refuse`
+// picks, and counts the puts.
+class RefusingStore final : public store::ObjectStore {
+ public:
+  RefusingStore(store::ObjectStore& inner, std::function<bool(const std::string&)> refuse)
+      : inner_(inner), refuse_(std::move(refuse)) {}
+  int puts = 0;
+  errc code = errc::storage_failed;  // not_ready: the store is down
+  Result<void> put(const std::string& key, std::string_view bytes) override {
+    ++puts;
+    if (refuse_(key)) return Error::make(code, "PUT " + key + ": refused (test)");
+    return inner_.put(key, bytes);
+  }
+  Result<std::optional<std::string>> get(const std::string& key) override { return inner_.get(key); }
+  Result<void> remove(const std::string& key) override { return inner_.remove(key); }
+  std::string describe() const override { return "refusing(" + inner_.describe() + ")"; }
+
+ private:
+  store::ObjectStore& inner_;
+  std::function<bool(const std::string&)> refuse_;
+};
+
+// One chunk that cannot ship (here an object the store refuses; also a
+// damaged local file) stays queued and is retried, while the chunks queued
+// after it, of its own stream and of others, ship.
+TEST(Shipper, AChunkThatCannotShipDoesNotHoldBackTheOthers) {
+  World w;
+  ASSERT_TRUE(w.engine->create_stream_sync(sn("/a")));
+  ASSERT_TRUE(w.engine->create_stream_sync(sn("/s")));
+  for (int i = 0; i < 60; ++i) {
+    ASSERT_TRUE(w.engine->append_sync(append_req(sn("/a"), {"a-" + std::to_string(i), "x"})));
+  }
+  w.fill(60);
+  const auto queued = w.engine->ship_queue();
+  ASSERT_GE(queued.size(), 4u);
+  ASSERT_EQ(queued.front().stream, sn("/a"));  // the refused chunk is first in the queue
+  ASSERT_EQ(queued.front().chunk_no, 0u);
+  const std::string poisoned = chunk_key(sn("/a"), 0);
+  bool refusing = true;
+  RefusingStore refusing_store(*w.store, [&](const std::string& key) { return refusing && key == poisoned; });
+  server::Shipper shipper(*w.engine, refusing_store, w.key, {}, nullptr);
+  auto r = shipper.ship_pending();
+  ASSERT_FALSE(r);  // the pass reports the failure (the loop backs off)...
+  EXPECT_EQ(r.error().code, errc::storage_failed);
+  EXPECT_NE(r.error().message.find("chunk 0 of /a"), std::string::npos) << r.error().message;
+  ASSERT_EQ(w.engine->ship_queue().size(), 1u);  // ...and everything else shipped
+  EXPECT_EQ(w.engine->ship_queue().front().chunk_no, 0u);
+  EXPECT_EQ(refusing_store.puts, static_cast<int>(queued.size()));
+  refusing = false;
+  auto again = shipper.ship_pending();
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_EQ(*again, 1u);
+  EXPECT_TRUE(w.engine->ship_queue().empty());
+}
+
+// A store that refuses everything (wrong credentials, say) costs a few
+// requests per pass, not one per queued chunk; a store that is down
+// (not_ready, after its own retries and timeouts) costs one.
+TEST(Shipper, AStoreThatRefusesEverythingIsTriedAFewTimesPerPass) {
+  World w;
+  ASSERT_TRUE(w.engine->create_stream_sync(sn("/s")));
+  w.fill(150);
+  const auto queued = w.engine->ship_queue().size();
+  ASSERT_GT(queued, server::Shipper::kFailuresPerPass);
+  RefusingStore refusing_store(*w.store, [](const std::string&) { return true; });
+  server::Shipper shipper(*w.engine, refusing_store, w.key, {}, nullptr);
+  auto r = shipper.ship_pending();
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, errc::storage_failed);
+  EXPECT_EQ(refusing_store.puts, static_cast<int>(server::Shipper::kFailuresPerPass));
+  EXPECT_EQ(w.engine->ship_queue().size(), queued);
+
+  refusing_store.puts = 0;
+  refusing_store.code = errc::not_ready;
+  auto down = shipper.ship_pending();
+  ASSERT_FALSE(down);
+  EXPECT_EQ(down.error().code, errc::not_ready);
+  EXPECT_EQ(refusing_store.puts, 1);
+  EXPECT_EQ(w.engine->ship_queue().size(), queued);
+}
+
 // A sealed chunk is shipped when the engine says so (Writer: on_seal ->
 // wake), not at the next poll: shipped before the next checkpoint, it is
 // never written to a local file.

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <optional>
 #include <random>
 
 namespace horizon::server {
@@ -54,15 +55,28 @@ Result<void> Shipper::ship_one(const writer::ShipJob& job) {
 
 Result<std::size_t> Shipper::ship_pending() {
   std::size_t n = 0;
+  std::size_t failed_in_a_row = 0;
+  std::optional<Error> first_failure;
   for (const auto& job : engine_.ship_queue()) {
     if (stopping_.load()) break;  // shutdown: the rest is shipped after the next start
-    if (auto r = ship_one(job); !r) {
-      if (metrics_ != nullptr) metrics_->failures.inc();
-      return Error::make(r.error().code, fmt::format("shipping chunk {} of {}: {}", job.chunk_no, job.stream.str(),
-                                                     r.error().message));
+    auto r = ship_one(job);
+    if (r) {
+      ++n;
+      failed_in_a_row = 0;
+      continue;
     }
-    ++n;
+    if (metrics_ != nullptr) metrics_->failures.inc();
+    if (!first_failure) {
+      first_failure = Error::make(r.error().code, fmt::format("shipping chunk {} of {}: {}", job.chunk_no,
+                                                              job.stream.str(), r.error().message));
+    }
+    // The store is down or slow (not_ready, after its own retries), or
+    // fails everything: stop here and back off. A chunk that fails on its
+    // own (a damaged local file, an object the store refuses) must not hold
+    // back the chunks queued after it.
+    if (r.error().code == errc::not_ready || ++failed_in_a_row >= kFailuresPerPass) break;
   }
+  if (first_failure) return *first_failure;
   return n;
 }
 

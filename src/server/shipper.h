@@ -50,10 +50,16 @@ class Shipper {
   Shipper(const Shipper&) = delete;
   Shipper& operator=(const Shipper&) = delete;
 
-  // Ships everything queued now; stops at the first failure, and after the
-  // chunk in flight once stop() was called (the rest stays queued for the
-  // next start). Returns how many chunks were shipped.
+  // Ships everything queued now. A chunk that fails is skipped (it stays
+  // queued) and the next ones are tried, so that one chunk that cannot ship
+  // does not hold back the others; the pass stops at a not_ready failure
+  // (the store is down: every other chunk would wait out the same
+  // timeouts), after kFailuresPerPass failures in a row (the store refuses
+  // everything), and after the chunk in flight once stop() was called (the
+  // rest stays queued for the next start). Returns how many chunks were
+  // shipped, or the first failure of the pass (the caller backs off).
   [[nodiscard]] Result<std::size_t> ship_pending();
+  static constexpr std::size_t kFailuresPerPass = 3;
   void start();
   // Looks at the queue now instead of at the next poll (a chunk was sealed).
   void wake();
