@@ -19,6 +19,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <csignal>
@@ -27,6 +28,7 @@
 #include <thread>
 #include <cstdlib>
 #include <filesystem>
+#include <limits>
 
 namespace horizon::server {
 
@@ -36,6 +38,28 @@ std::string default_data_dir() {
     return std::string(h) + "/.local/share/event-horizon";
   }
   return "horizon-data";
+}
+
+Result<DescriptorPlan> plan_descriptors(std::uint64_t limit, const DescriptorPlan& wanted) {
+  if (limit >= kOtherDescriptors + wanted.total()) return wanted;
+  // The least that still works: a few connections of each kind and a small
+  // LRU of chunk files (each miss reopens a file).
+  DescriptorPlan least{std::min<std::size_t>(wanted.api, 16), std::min<std::size_t>(wanted.pubsub, 8),
+                       std::min<std::size_t>(wanted.metrics, 2), std::min<std::size_t>(wanted.engine_files, 16)};
+  if (limit < kOtherDescriptors + least.total()) {
+    return Error::make(errc::invalid_argument,
+                       fmt::format("the open-file limit is {}; the Writer needs at least {} (better several thousand: "
+                                   "every connection takes one; raise it with `ulimit -n` or systemd's LimitNOFILE=)",
+                                   limit, kOtherDescriptors + least.total()));
+  }
+  const std::size_t available = static_cast<std::size_t>(limit) - kOtherDescriptors;
+  DescriptorPlan plan;
+  plan.engine_files = std::clamp<std::size_t>(available / 4, least.engine_files, wanted.engine_files);
+  plan.metrics = std::clamp<std::size_t>(16, least.metrics, std::max(least.metrics, wanted.metrics));
+  const std::size_t connections = available - plan.engine_files - plan.metrics;
+  plan.pubsub = std::clamp<std::size_t>(connections / 3, least.pubsub, wanted.pubsub);
+  plan.api = std::min(wanted.api, connections - plan.pubsub);
+  return plan;
 }
 
 bool split_host_port(const std::string& text, std::string& host, std::uint16_t& port) {
@@ -126,6 +150,25 @@ int run_writer(WriterOptions o) {
                             kMinCheckpointBytes));
   }
 
+  // Share the open-file limit (see DescriptorPlan).
+  DescriptorPlan wanted;
+  wanted.api = net::HttpServerOptions{}.max_connections;
+  wanted.pubsub = pubsub_enabled ? pubsub::ServerOptions{}.max_clients : 0;
+  wanted.metrics = net::HttpServerOptions{}.max_connections;
+  wanted.engine_files = writer::EngineOptions{}.max_open_files;
+  rlimit nofile{};
+  const std::uint64_t fd_limit = getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY
+                                     ? static_cast<std::uint64_t>(nofile.rlim_cur)
+                                     : std::numeric_limits<std::uint64_t>::max();
+  auto fds = plan_descriptors(fd_limit, wanted);
+  if (!fds) return fail(fds.error().message);
+  if (!(*fds == wanted)) {
+    spdlog::warn("the open-file limit is {}: connection caps lowered to API {}, pub/sub {}, metrics {}, and {} open "
+                 "chunk files (raise the limit above {} for the full caps: `ulimit -n`, systemd LimitNOFILE=)",
+                 fd_limit, fds->api, fds->pubsub, fds->metrics, fds->engine_files,
+                 kOtherDescriptors + wanted.total());
+  }
+
   // Flags are valid: only now touch the file system.
   if (o.data_dir.empty()) o.data_dir = default_data_dir();
   std::error_code ec;
@@ -161,6 +204,7 @@ int run_writer(WriterOptions o) {
   eo.chunk_size = o.chunk_size;
   eo.checkpoint_bytes = o.checkpoint_bytes;
   eo.sync_pacing = o.sync_pacing;
+  eo.max_open_files = fds->engine_files;
   eo.on_sync = [&sync_latency](double s) { sync_latency.observe(s); };
   auto& checkpoint_duration = registry.histogram(
       "horizon_checkpoint_duration_seconds",
@@ -220,6 +264,7 @@ int run_writer(WriterOptions o) {
   ps.cert_pem = identity->server_cert_pem;
   ps.key_pem = identity->server_key_pem;
   ps.token = identity->token;
+  ps.max_clients = std::max<std::size_t>(fds->pubsub, 1);
   std::unique_ptr<pubsub::Server> pubsub_server;
   if (pubsub_enabled) {
     auto started = pubsub::Server::start(ps, &registry);
@@ -239,6 +284,7 @@ int run_writer(WriterOptions o) {
   api_opts.key_pem = identity->server_key_pem;
   api_opts.name = "api";
   api_opts.threads = o.io_threads;
+  api_opts.max_connections = fds->api;
   auto api = net::HttpServer::start(api_opts, make_api_handler(**engine, identity->token, api_metrics, o.commit_on == "io"));
   if (!api) return fail(api.error().message);
 
@@ -248,6 +294,7 @@ int run_writer(WriterOptions o) {
   metrics_opts.tls = false;
   metrics_opts.threads = 1;
   metrics_opts.name = "metrics";
+  metrics_opts.max_connections = fds->metrics;
   auto metrics_server = net::HttpServer::start(metrics_opts, [&registry](net::HttpRequest req, net::Responder respond) {
     net::HttpResponse r;
     if (req.path() != "/metrics" || req.method != "GET") {

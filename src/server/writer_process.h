@@ -5,6 +5,9 @@
 //
 // Thread-safety: run_writer is called once, from main.
 
+#include "core/errc.h"
+
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -47,6 +50,27 @@ inline constexpr int kExitStorageFailed = 74;
 // Returns the process exit status: 0 after a clean shutdown (SIGINT or
 // SIGTERM), 1 when it cannot start or the shutdown checkpoint fails.
 int run_writer(WriterOptions options);
+
+// How the open-file limit (RLIMIT_NOFILE) is shared: connection caps of the
+// API, pub/sub and metrics servers and the engine's LRU of open chunk
+// files, plus kOtherDescriptors for the rest (WAL segment, directories,
+// snapshot, store connections, epoll/eventfd/timers, logs). Without such a
+// budget a flood of TCP connections (no TLS needed) used up the limit and
+// the engine's next WAL file operation failed: a fail-stop exit.
+struct DescriptorPlan {
+  std::size_t api = 0;
+  std::size_t pubsub = 0;  // 0 when pub/sub is off
+  std::size_t metrics = 0;
+  std::size_t engine_files = 0;
+  std::size_t total() const { return api + pubsub + metrics + engine_files; }
+  friend bool operator==(const DescriptorPlan&, const DescriptorPlan&) = default;
+};
+inline constexpr std::size_t kOtherDescriptors = 64;
+// `wanted` as it is if it fits in `limit`; otherwise lowered to fit (the
+// engine keeps at least a quarter, metrics at most 16, pub/sub a third of
+// the connections left). Error (invalid_argument, naming the limit and the
+// minimum) if even the minimum does not fit.
+Result<DescriptorPlan> plan_descriptors(std::uint64_t limit, const DescriptorPlan& wanted);
 
 // Splits "host:port" or "[v6]:port"; the port must be 0..65535.
 bool split_host_port(const std::string& text, std::string& host, std::uint16_t& port);

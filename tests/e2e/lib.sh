@@ -25,11 +25,12 @@ finish() {
 }
 
 # start_writer DATA_DIR [extra args...]: waits until the API answers /health.
+# WRITER_PREFIX (words, optional) runs before the binary, e.g. a prlimit call.
 start_writer() {
   local data=$1
   shift
   : >"$TMP/writer.log"
-  "$HORIZON" writer --data "$data" --api "${API_LISTEN:-127.0.0.1:0}" --pubsub "${PUBSUB_LISTEN:-127.0.0.1:0}" \
+  ${WRITER_PREFIX:-} "$HORIZON" writer --data "$data" --api "${API_LISTEN:-127.0.0.1:0}" --pubsub "${PUBSUB_LISTEN:-127.0.0.1:0}" \
     --metrics 127.0.0.1:0 "$@" \
     >>"$TMP/writer.log" 2>&1 &
   WRITER_PID=$!
