@@ -1,7 +1,9 @@
+#include "core/log_throttle.h"
 #include "core/text.h"
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstdint>
 
 #include <random>
@@ -125,6 +127,17 @@ TEST(AppendDecimal, AppendsDigitsOfAnyIntegerType) {
 TEST(PrintableExcerpt, EscapesAndCuts) {
   EXPECT_EQ(printable_excerpt("a\"b\\c\n"), "a\\x22b\\x5cc\\x0a");
   EXPECT_EQ(printable_excerpt("abcdef", 3), "abc...");
+}
+
+TEST(LogThrottle, OncePerIntervalWithTheCountHeldBack) {
+  using namespace std::chrono_literals;
+  LogThrottle t(10s);
+  const auto t0 = LogThrottle::Clock::time_point{} + 1h;
+  EXPECT_EQ(t.admit(t0), 1u);  // the first one at once
+  for (int i = 1; i <= 99; ++i) EXPECT_EQ(t.admit(t0 + i * 100ms), 0u);  // 99 in the next 9.9 s
+  EXPECT_EQ(t.admit(t0 + 10s), 100u);  // those 99 and this one
+  EXPECT_EQ(t.admit(t0 + 10s + 1ms), 0u);
+  EXPECT_EQ(t.admit(t0 + 60s), 2u);  // after a quiet spell: at once
 }
 
 }  // namespace

@@ -1,4 +1,5 @@
 #include "net/http_server.h"
+#include "core/log_throttle.h"
 #include "core/text.h"
 #include "core/thread_name.h"
 
@@ -292,6 +293,7 @@ struct HttpServer::Impl {
   asio::io_context& io = *ios.contexts.front();  // the acceptor's
   ssl::context tls{ssl::context::tls_server};
   Acceptor acceptor{io.get_executor()};
+  LogThrottle accept_failures{std::chrono::seconds(10)};  // accept_loop only
   std::vector<std::thread> threads;
   std::atomic<std::size_t> connections{0};
   std::atomic<std::size_t> in_flight{0};
@@ -329,7 +331,10 @@ struct HttpServer::Impl {
         // Out of file descriptors (or another transient error): keep
         // serving the open connections and try again shortly instead of
         // spinning on accept.
-        spdlog::warn("{}: accept failed: {}; retrying in 100 ms", options.name, ec.message());
+        if (const auto n = accept_failures.admit()) {
+          spdlog::warn("{}: accept failed ({} times since the last report): {}; retrying every 100 ms", options.name,
+                       n, ec.message());
+        }
         Timer pause(io.get_executor(), std::chrono::milliseconds(100));
         co_await pause.async_wait(kTuple);
         continue;

@@ -1,4 +1,5 @@
 #include "pubsub/server.h"
+#include "core/log_throttle.h"
 #include "core/thread_name.h"
 
 #include "core/text.h"
@@ -127,6 +128,7 @@ struct ServerCore {
   ssl::context tls{ssl::context::tls_server};
   asio::io_context io;
   tcp::acceptor acceptor{asio::make_strand(io)};
+  LogThrottle accept_failures{std::chrono::seconds(10)};  // accept_loop only
   std::vector<std::thread> threads;
 
   Result<void> setup_tls();
@@ -482,7 +484,10 @@ asio::awaitable<void> accept_loop(ServerCore* srv) {
       if (ec == asio::error::operation_aborted || srv->stopping) co_return;
       // Out of file descriptors (or another transient error): keep serving
       // the open connections and retry shortly instead of spinning.
-      spdlog::warn("pubsub server: accept failed: {}; retrying in 100 ms", ec.message());
+      if (const auto n = srv->accept_failures.admit()) {
+        spdlog::warn("pubsub server: accept failed ({} times since the last report): {}; retrying every 100 ms", n,
+                     ec.message());
+      }
       asio::steady_timer pause(srv->acceptor.get_executor(), std::chrono::milliseconds(100));
       co_await pause.async_wait(kTuple);
       continue;
