@@ -231,13 +231,13 @@ find "$TMP" -mindepth 1 -maxdepth 1 -newer "$TMP/10000.json" ! -name data ! -nam
 check "data dir top level" "ca.pem chunks client.env identity.json LOCK snapshot store tls wal" \
   "$(ls "$DATA" | sort -f | tr '\n' ' ' | sed 's/ $//')"
 
-# --- slowloris (E9): 200 idle connections do not stop a legitimate client,
+# --- slowloris (E9, RELIABILITY's 1,000): 1,000 idle connections do not stop a legitimate client,
 # and the server closes them after its header timeout (10 s)
 python3 - "$API" <<'PY' &
 import socket, sys, time
 host, port = sys.argv[1].rsplit(":", 1)
 socks = []
-for _ in range(200):
+for _ in range(1000):
     s = socket.create_connection((host, int(port)))
     s.send(b"\x16\x03\x01")  # the first bytes of a TLS ClientHello, then nothing
     socks.append(s)
@@ -252,8 +252,8 @@ for s in socks:
         closed += 1
     except socket.timeout:
         pass
-print(f"slowloris: {closed}/200 idle connections closed by the server")
-sys.exit(0 if closed == 200 else 1)
+print(f"slowloris: {closed}/1000 idle connections closed by the server")
+sys.exit(0 if closed == 1000 else 1)
 PY
 SLOW=$!
 sleep 1
