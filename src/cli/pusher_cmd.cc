@@ -19,6 +19,7 @@
 #include <cstdlib>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -225,14 +226,25 @@ int run_pusher(const ClientFlags& flags, const PusherCommand& cmd) {
     std::lock_guard lock(stop_mu);
     on_stop = stop_all;
   }
+  // The stdin thread is left blocked in read() at the end (detached): it
+  // reaches the Pusher only through this, which is cleared before the
+  // Pusher goes away.
+  struct StdinStop {
+    std::mutex mu;
+    std::function<void()> fn;  // guarded by mu
+  };
+  auto stdin_stop = std::make_shared<StdinStop>();
+  stdin_stop->fn = stop_all;
   std::thread stdin_thread;
   if (cmd.stop_on_stdin_eof) {
-    stdin_thread = std::thread([stop_all] {
+    stdin_thread = std::thread([stdin_stop] {
       char buf[256];
       while (::read(STDIN_FILENO, buf, sizeof buf) > 0) {
       }
+      std::lock_guard lock(stdin_stop->mu);
+      if (!stdin_stop->fn) return;  // run_pusher has returned
       spdlog::info("stdin closed (the parent is gone): stopping");
-      stop_all();
+      stdin_stop->fn();
     });
   }
   auto r = pusher.run();
@@ -240,6 +252,10 @@ int run_pusher(const ClientFlags& flags, const PusherCommand& cmd) {
   if (proxy) proxy->stop(std::chrono::milliseconds(1000));
   forwarder.reset();
   if (notifications) notifications->close();
+  {
+    std::lock_guard lock(stdin_stop->mu);
+    stdin_stop->fn = nullptr;
+  }
   if (stdin_thread.joinable()) stdin_thread.detach();  // blocked in read(); the process exits now
   if (!r) return fail(r.error().message);
   return 0;
