@@ -5,6 +5,7 @@
 #include "core/raw_line.h"
 #include "wal/coding.h"
 #include "wal/failpoint.h"
+#include "wal/mutant.h"
 #include "wal/filename.h"
 #include "wal/log.h"
 #include "wal/record_format.h"
@@ -200,6 +201,13 @@ constexpr std::size_t kWriteOutBatch = 1u << 20;   // chunk bytes per pwrite at 
 
 Error engine_closed() { return Error::make(errc::not_ready, "the storage engine is shut down"); }
 
+// Every directory fsync of the engine goes through here (harness mutant
+// no_dir_fsync, wal/mutant.h).
+Result<void> sync_dir(wal::Fs& fs, const std::string& dir) {
+  if (mutant::active(mutant::Id::no_dir_fsync)) return {};
+  return fs.sync_dir(dir);
+}
+
 std::size_t op_bytes(const Op& op) {
   if (const auto* w = std::get_if<OpChunkWrite>(&op)) return w->bytes.size() + 32;
   return 64;
@@ -312,7 +320,7 @@ Result<void> Engine::start_segment(std::uint64_t segment_no) {
   }
   if (auto r = (*f)->sync(); !r) return sync_failed(r.error());
   if (auto r = failpoint::hit("wal.rotate.after_create_before_dirsync"); !r) return r.error();
-  if (auto r = fs_.sync_dir(std::string(wal::kWalDir)); !r) return sync_failed(r.error());
+  if (auto r = sync_dir(fs_, std::string(wal::kWalDir)); !r) return sync_failed(r.error());
   segment_ = std::move(*f);
   segment_no_ = segment_no;
   segment_size_ = header.size();
@@ -384,7 +392,7 @@ Result<void> Engine::recover() {
     if (auto r = fs_.mkdirs(std::string(dir)); !r) return r.error();
   }
   // The directories themselves are durable only once the root is synced.
-  if (auto r = fs_.sync_dir(""); !r) return r.error();
+  if (auto r = sync_dir(fs_, ""); !r) return r.error();
   if (auto r = fs_.remove(std::string(wal::kSnapshotTempFile)); !r) return r.error();
   if (auto r = fs_.remove(std::string(wal::kRecycledSegmentFile)); !r) return r.error();  // maybe half-made
 
@@ -944,8 +952,11 @@ bool Engine::commit_batch_locked() {
     return true;
   }
   const auto sync_started = std::chrono::steady_clock::now();
-  if (auto r = segment_->sync(); !r) {
-    latch(r.error());  // never retried: the kernel may have dropped the pages (fsyncgate)
+  Result<void> synced;
+  if (!mutant::active(mutant::Id::ack_before_sync)) synced = segment_->sync();
+  if (!synced && mutant::active(mutant::Id::retry_sync_after_eio)) synced = segment_->sync();
+  if (!synced) {
+    latch(synced.error());  // never retried: the kernel may have dropped the pages (fsyncgate)
     fail_all(*failure());
     return true;
   }
@@ -1167,7 +1178,7 @@ Result<void> Engine::finish_checkpoint(CheckpointJob& job) {
       return r.error();
     }
   }
-  if (auto r = fs_.sync_dir(std::string(wal::kChunkDir)); !r) return sync_failed(r.error());
+  if (auto r = sync_dir(fs_, std::string(wal::kChunkDir)); !r) return sync_failed(r.error());
   if (auto r = failpoint::hit("checkpoint.after_chunk_sync"); !r) return r.error();
 
   const std::string tmp(wal::kSnapshotTempFile);
@@ -1176,12 +1187,14 @@ Result<void> Engine::finish_checkpoint(CheckpointJob& job) {
     if (!f) return f.error();
     if (auto r = (*f)->truncate(0); !r) return r.error();
     if (auto r = (*f)->pwrite(job.snapshot, 0); !r) return r.error();
-    if (auto r = (*f)->sync(); !r) return sync_failed(r.error());
+    if (!mutant::active(mutant::Id::rename_without_sync)) {
+      if (auto r = (*f)->sync(); !r) return sync_failed(r.error());
+    }
   }
   if (auto r = failpoint::hit("meta.after_tmp_write"); !r) return r.error();
   if (auto r = fs_.rename(tmp, std::string(wal::kSnapshotFile)); !r) return r.error();
   if (auto r = failpoint::hit("meta.after_rename_before_dirsync"); !r) return r.error();
-  if (auto r = fs_.sync_dir(""); !r) return sync_failed(r.error());
+  if (auto r = sync_dir(fs_, ""); !r) return sync_failed(r.error());
 
   if (auto r = failpoint::hit("checkpoint.before_segment_delete"); !r) return r.error();
   auto names = fs_.list(std::string(wal::kWalDir));
@@ -1198,7 +1211,7 @@ Result<void> Engine::finish_checkpoint(CheckpointJob& job) {
       if (auto r = fs_.remove(std::string(wal::kWalDir) + "/" + n); !r) return r.error();
     }
   }
-  if (auto r = fs_.sync_dir(std::string(wal::kWalDir)); !r) return sync_failed(r.error());
+  if (auto r = sync_dir(fs_, std::string(wal::kWalDir)); !r) return sync_failed(r.error());
   std::lock_guard lock(stats_mu_);
   ++stats_.checkpoints;
   return {};
