@@ -1,6 +1,8 @@
 // Tests of the Fs interface: one conformance suite run against PosixFs and
 // SimFs, then the SimFs crash/fault model, DirLock and the failpoints.
 #include "wal/fs.h"
+#include "wal/harness_test_util.h"
+#include "wal/mutant.h"
 
 #include "wal/failpoint.h"
 #include "wal/sim_fs.h"
@@ -474,7 +476,7 @@ TEST(PosixFsSandbox, EscapingPathsCreateNothingOutsideTheRoot) {
   EXPECT_FALSE(std::filesystem::exists("/tmp/eh_fs_test_escaped_abs"));
 }
 
-TEST(PosixFsSandbox, SymlinkInTheRootIsNotFollowed) {
+void symlink_checks() {
   TempDir dir;
   std::string root = dir.path() + "/root";
   Result<std::unique_ptr<Fs>> opened = open_posix_fs(root);
@@ -511,6 +513,21 @@ TEST(PosixFsSandbox, SymlinkInTheRootIsNotFollowed) {
   EXPECT_TRUE(list_ok(fs, "").empty());
   std::unique_ptr<Fs> outer = std::move(*open_posix_fs(dir.path()));
   EXPECT_EQ(get_file(*outer, "secret"), "top secret");
+}
+
+
+TEST(PosixFsSandbox, SymlinkInTheRootIsNotFollowed) { symlink_checks(); }
+
+// RELIABILITY H: the check above fails when paths are resolved without
+// RESOLVE_BENEATH / RESOLVE_NO_SYMLINKS (the follow_symlinks mutant).
+TEST(HarnessH, FollowingSymlinksIsCaught) {
+  std::string why;
+  {
+    mutant::Scoped on(mutant::Id::follow_symlinks);
+    why = horizon::testing::first_failure_of(symlink_checks);
+  }
+  std::printf("H: mutant follow_symlinks %s\n", why.empty() ? "NOT caught" : ("caught: " + why).c_str());
+  EXPECT_FALSE(why.empty());
 }
 
 TEST(PosixFsErrors, MessagesNameTheOperationPathAndErrno) {

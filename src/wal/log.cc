@@ -1,4 +1,5 @@
 #include "wal/log.h"
+#include "wal/mutant.h"
 
 #include "wal/coding.h"
 #include "wal/crc32c.h"
@@ -94,7 +95,8 @@ Result<SegmentScan> scan_segment(std::string_view data, std::string_view name, s
   // Damage at `pos`. Is there any valid record after it that advances the
   // log? An intact stale record is stepped over whole (a recycled file's
   // former records follow each other; nothing new starts inside one).
-  for (std::size_t q = pos + 1; q + kHeaderSize <= data.size(); ++q) {
+  const bool mutant_cut = mutant::active(mutant::Id::truncate_at_any_damage);  // harness test only
+  for (std::size_t q = pos + 1; !mutant_cut && q + kHeaderSize <= data.size(); ++q) {
     auto later = try_record(data, q);
     if (!later || !known_type(static_cast<std::uint8_t>(later->type))) continue;
     if (later->type == RecordType::segment_header ||

@@ -1,4 +1,6 @@
 #include "wal/log.h"
+#include "wal/harness_test_util.h"
+#include "wal/mutant.h"
 
 #include "wal/coding.h"
 #include "wal/crc32c.h"
@@ -126,7 +128,7 @@ TEST(Log, ExhaustiveTornTailOnTheLastThreeRecords) {
   EXPECT_GT(cases, 1000u);
 }
 
-TEST(Log, ChecksumMismatchInTheMiddleRefuses) {
+void mid_log_damage_checks() {
   auto b = build(10);
   for (std::size_t r = 0; r + 1 < b.starts.size(); ++r) {
     for (std::size_t bit = 0; bit < 8; ++bit) {
@@ -137,6 +139,22 @@ TEST(Log, ChecksumMismatchInTheMiddleRefuses) {
       EXPECT_EQ(scan.error().code, errc::corruption);
     }
   }
+}
+
+
+TEST(Log, ChecksumMismatchInTheMiddleRefuses) { mid_log_damage_checks(); }
+
+// RELIABILITY H: the check above fails when recovery cuts the log at any
+// damaged record (the truncate_at_any_damage mutant: silent loss of the
+// acknowledged commits after it).
+TEST(HarnessH, TruncatingAtAnyDamageIsCaught) {
+  std::string why;
+  {
+    mutant::Scoped on(mutant::Id::truncate_at_any_damage);
+    why = horizon::testing::first_failure_of(mid_log_damage_checks);
+  }
+  std::printf("H: mutant truncate_at_any_damage %s\n", why.empty() ? "NOT caught" : ("caught: " + why).c_str());
+  EXPECT_FALSE(why.empty());
 }
 
 TEST(Log, EveryBitFlipIsDetected) {

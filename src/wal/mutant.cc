@@ -21,6 +21,8 @@ std::string_view name(Id id) {
     case Id::no_dir_fsync: return "no_dir_fsync";
     case Id::rename_without_sync: return "rename_without_sync";
     case Id::retry_sync_after_eio: return "retry_sync_after_eio";
+    case Id::truncate_at_any_damage: return "truncate_at_any_damage";
+    case Id::follow_symlinks: return "follow_symlinks";
     case Id::count_: break;
   }
   return "?";

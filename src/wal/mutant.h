@@ -19,6 +19,8 @@ enum class Id : unsigned {
   no_dir_fsync,          // no fsync of a directory after creating, renaming or removing in it
   rename_without_sync,   // the snapshot's temporary file is renamed in place unsynced
   retry_sync_after_eio,  // a failed fdatasync is retried and the batch acknowledged if the retry works
+  truncate_at_any_damage,  // WAL recovery cuts at a damaged record even when valid records follow it
+  follow_symlinks,       // PosixFs resolves paths without RESOLVE_BENEATH / RESOLVE_NO_SYMLINKS
   count_,
 };
 

@@ -5,6 +5,7 @@
 // the path is walked one component at a time with O_NOFOLLOW, which gives the
 // same guarantee because components are never "." or "..".
 #include "wal/fs.h"
+#include "wal/mutant.h"
 #include "wal/path_internal.h"
 
 #include <algorithm>
@@ -114,7 +115,7 @@ int open_beneath(int root_fd, const std::vector<std::string>& parts, int flags, 
     open_how how{};
     how.flags = static_cast<std::uint64_t>(static_cast<unsigned>(open_flags_cloexec(flags)));
     how.mode = (flags & O_CREAT) != 0 ? mode : 0;
-    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS;
+    how.resolve = mutant::active(mutant::Id::follow_symlinks) ? 0 : RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS;
     for (int attempt = 0; attempt < kOpenat2Retries; ++attempt) {
       long rc = ::syscall(SYS_openat2, root_fd, rel.c_str(), &how, sizeof how);
       if (rc >= 0) return static_cast<int>(rc);

@@ -5,13 +5,13 @@
 // run prints its seed; HORIZON_CRASH_SEED=<seed> replays just that one.
 
 #include "wal/failpoint.h"
+#include "wal/harness_test_util.h"
 #include "wal/mutant.h"
 #include "wal/sim_fs.h"
 #include "writer/engine.h"
 #include "writer/test_util.h"
 
 #include <fmt/format.h>
-#include <gtest/gtest-spi.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -365,27 +365,6 @@ TEST(CrashA7, AcknowledgedLinesSurviveAFailedFdatasyncAndAPowerCut) {
   for (std::uint64_t k = 1; k <= 60; ++k) sync_failure_run(k);
 }
 
-std::string flat(std::string s) {
-  std::replace(s.begin(), s.end(), '\n', ' ');
-  return s.substr(0, 300);
-}
-
-// The first gtest failure `body` reported, "" if none (intercepted: it
-// does not fail the test that runs it).
-std::string first_failure_of(const std::function<void()>& body) {
-  ::testing::TestPartResultArray results;
-  {
-    ::testing::ScopedFakeTestPartResultReporter reporter(
-        ::testing::ScopedFakeTestPartResultReporter::INTERCEPT_ONLY_CURRENT_THREAD, &results);
-    body();
-  }
-  for (int i = 0; i < results.size(); ++i) {
-    const auto& r = results.GetTestPartResult(i);
-    if (r.failed()) return r.summary() != nullptr && *r.summary() != '\0' ? r.summary() : "(no message)";
-  }
-  return {};
-}
-
 // RELIABILITY H: the suites must be able to fail. Each known-bad variant
 // of the engine's durability code (wal/mutant.h) is switched on in turn and
 // must be caught by the oracle of the suite that covers it: the A3 power
@@ -409,18 +388,18 @@ TEST(HarnessH, EngineMutantsAreCaught) {
     {
       mutant::Scoped on(c.id);
       for (std::uint64_t seed = 1; seed <= kMaxRuns && caught_at == 0; ++seed) {
-        why = first_failure_of([&] { c.run(seed); });
+        why = horizon::testing::first_failure_of([&] { c.run(seed); });
         if (!why.empty()) caught_at = seed;
       }
     }
     std::printf("H: mutant %-22s %s\n", std::string(mutant::name(c.id)).c_str(),
-                caught_at ? fmt::format("caught at run {}: {}", caught_at, flat(why)).c_str()
+                caught_at ? fmt::format("caught at run {}: {}", caught_at, why).c_str()
                           : "NOT caught");
     EXPECT_NE(caught_at, 0u) << "mutant " << mutant::name(c.id) << " survived " << kMaxRuns << " runs";
     // Control: the same run passes with the mutant off (the mutant made
     // the difference, not the interception or the run itself).
     if (caught_at != 0) {
-      const std::string control = first_failure_of([&] { c.run(caught_at); });
+      const std::string control = horizon::testing::first_failure_of([&] { c.run(caught_at); });
       EXPECT_EQ(control, "") << "run " << caught_at << " fails without mutant " << mutant::name(c.id);
     }
   }
