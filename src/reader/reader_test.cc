@@ -7,6 +7,7 @@
 #include "core/store_keys.h"
 #include "server/shipper.h"
 #include "wal/failpoint.h"
+#include "wal/filename.h"
 #include "wal/sim_fs.h"
 #include "writer/engine.h"
 #include "writer/test_util.h"
@@ -305,6 +306,42 @@ TEST(Shipper, AChunkThatCannotShipDoesNotHoldBackTheOthers) {
   ASSERT_TRUE(again) << again.error().message;
   EXPECT_EQ(*again, 1u);
   EXPECT_TRUE(w.engine->ship_queue().empty());
+}
+
+// RELIABILITY A6 for shipping: a local chunk file damaged on disk (here
+// one flipped byte) fails its CRC32C when the shipper reads it, is not
+// shipped (so the store never holds damaged bytes as the real chunk), and
+// does not hold back the others.
+TEST(Shipper, ADamagedLocalChunkFileIsNotShipped) {
+  World w;
+  ASSERT_TRUE(w.engine->create_stream_sync(sn("/a")));
+  ASSERT_TRUE(w.engine->create_stream_sync(sn("/s")));
+  for (int i = 0; i < 60; ++i) {
+    ASSERT_TRUE(w.engine->append_sync(append_req(sn("/a"), {"a-" + std::to_string(i), "x"})));
+  }
+  w.fill(60);
+  ASSERT_TRUE(w.engine->checkpoint());  // the sealed chunks' bytes go to their files (and leave memory)
+  const auto queued = w.engine->ship_queue();
+  ASSERT_GE(queued.size(), 4u);
+  ASSERT_EQ(queued.front().stream, sn("/a"));
+  const auto& victim = queued.front();
+  ASSERT_TRUE(w.engine->read_sealed_chunk(victim.stream, victim.chunk_no));  // intact: reads fine
+  const std::string path = wal::chunk_path(victim.stream_id, victim.chunk_no);
+  const std::string before = w.fs.read_all(path).value();
+  ASSERT_GT(before.size(), 10u);
+  w.fs.corrupt(path, 10, std::string(1, static_cast<char>(before[10] ^ 0x20)));
+  auto damaged = w.engine->read_sealed_chunk(victim.stream, victim.chunk_no);
+  ASSERT_FALSE(damaged);
+  EXPECT_EQ(damaged.error().code, errc::corruption);
+  EXPECT_NE(damaged.error().message.find("fail their checksum"), std::string::npos) << damaged.error().message;
+  EXPECT_NE(damaged.error().message.find(path), std::string::npos) << damaged.error().message;
+
+  server::Shipper shipper(*w.engine, *w.store, w.key, {}, nullptr);
+  auto r = shipper.ship_pending();
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, errc::corruption);
+  ASSERT_EQ(w.engine->ship_queue().size(), 1u);  // only the damaged chunk is left
+  EXPECT_FALSE(w.file_store->get(chunk_key(victim.stream, victim.chunk_no)).value().has_value());
 }
 
 // A store that refuses everything (wrong credentials, say) costs a few

@@ -4,6 +4,7 @@
 #include "core/meta.h"
 #include "core/raw_line.h"
 #include "wal/coding.h"
+#include "wal/crc32c.h"
 #include "wal/failpoint.h"
 #include "wal/mutant.h"
 #include "wal/filename.h"
@@ -487,7 +488,7 @@ Result<void> Engine::recover() {
       auto ops = decode_ops(rec.payload.substr(8), fmt::format("{} commit {}", path, commit_no));
       if (!ops) return refuse(ops.error());
       for (const auto& op : *ops) {
-        if (auto r = st.apply(op); !r) {
+        if (auto r = st.apply(op, State::Checksums::keep); !r) {
           return refuse(Error::make(errc::corruption, fmt::format("{} commit {}: {}", path, commit_no,
                                                                   r.error().message)));
         }
@@ -1014,7 +1015,7 @@ bool Engine::commit_batch_locked() {
     std::vector<std::uint64_t> written;
     for (const auto& p : batch) {
       for (const auto& op : p->ops) {
-        if (auto r = committed_.apply(op); !r) {
+        if (auto r = committed_.apply(op, State::Checksums::keep); !r) {
           latch(r.error());
           break;
         }
@@ -1511,6 +1512,7 @@ Result<LiveRead> Engine::read(const Cursor& from, std::size_t max_lines) const {
 
 Result<std::string> Engine::read_sealed_chunk(const StreamName& stream, std::uint64_t chunk) const {
   std::uint64_t id = 0, size = 0;
+  std::optional<std::uint32_t> crc;
   {
     std::shared_lock lock(committed_mu_);
     const StreamState* s = committed_.find(stream);
@@ -1522,6 +1524,7 @@ Result<std::string> Engine::read_sealed_chunk(const StreamName& stream, std::uin
     }
     id = s->id;
     size = it->second;
+    if (auto c = s->sealed_crc.find(chunk); c != s->sealed_crc.end()) crc = c->second;
   }
   auto bytes = read_chunk(id, chunk, 0, static_cast<std::size_t>(size));
   if (!bytes) {
@@ -1531,6 +1534,12 @@ Result<std::string> Engine::read_sealed_chunk(const StreamName& stream, std::uin
   if (bytes->size() != size) {
     return Error::make(errc::corruption, fmt::format("chunk {} of {} has {} bytes, {} committed", chunk, stream.str(),
                                                      bytes->size(), size));
+  }
+  if (crc && crc32c::value(*bytes) != *crc) {
+    return Error::make(errc::corruption,
+                       fmt::format("chunk {} of {}: its local bytes ({}) fail their checksum (CRC32C {:08x}, {:08x} "
+                                   "committed): the file was damaged on disk; it is not shipped",
+                                   chunk, stream.str(), wal::chunk_path(id, chunk), crc32c::value(*bytes), *crc));
   }
   return bytes;
 }

@@ -28,7 +28,9 @@ enum OpTag : std::uint8_t {
 };
 
 constexpr char kSnapshotMagic[8] = {'E', 'H', 'S', 'N', 'A', 'P', '\0', '\0'};
-constexpr std::uint32_t kSnapshotVersion = 1;
+// Version 2 added the chunk checksums (StreamState::crc, sealed_crc);
+// version 1 is still read (its chunks' checksums are then unknown).
+constexpr std::uint32_t kSnapshotVersion = 2;
 
 Error corrupt(std::string_view what) { return Error::make(errc::corruption, std::string(what)); }
 
@@ -150,7 +152,8 @@ Result<StreamState*> State::must_find(std::uint64_t id, std::string_view op) {
   return &it->second;
 }
 
-Result<void> State::apply(const Op& op) {
+Result<void> State::apply(const Op& op, Checksums checksums) {
+  const bool keep = checksums == Checksums::keep;
   if (const auto* c = std::get_if<OpCreateStream>(&op)) {
     auto name = StreamName::parse(c->name);
     if (!name) return corrupt("create_stream: " + name.error().message);
@@ -178,6 +181,7 @@ Result<void> State::apply(const Op& op) {
                                  w->offset, s.chunk_no, s.size));
     }
     s.size += w->bytes.size();
+    if (keep && s.crc) s.crc = crc32c::extend(*s.crc, w->bytes);
     if (w->offset > 0) s.rotation_alias.reset();
     if (!s.subscriptions.empty()) dirty_[s.id] = s.end();
     return {};
@@ -213,6 +217,14 @@ Result<void> State::apply(const Op& op) {
                                  s.name.str(), r->sealed_chunk, r->sealed_size, s.chunk_no, s.size));
     }
     s.sealed[s.chunk_no] = s.size;
+    if (keep) {
+      if (s.crc) {
+        s.sealed_crc[s.chunk_no] = *s.crc;
+      } else {
+        s.sealed_crc.erase(s.chunk_no);
+      }
+      s.crc = 0;  // the next chunk starts empty: its checksum is known from here
+    }
     s.rotation_alias = Position{s.chunk_no, r->end_before_rotated};
     ++s.chunk_no;
     s.size = 0;
@@ -222,6 +234,7 @@ Result<void> State::apply(const Op& op) {
     auto st = must_find(sh->stream_id, "shipped");
     if (!st) return st.error();
     if ((**st).sealed.erase(sh->chunk_no) == 0) return corrupt("shipped: chunk is not sealed-and-held");
+    (**st).sealed_crc.erase(sh->chunk_no);
     return {};
   }
   const auto& cd = std::get<OpClearDirty>(op);
@@ -242,10 +255,17 @@ std::string State::encode_snapshot(std::uint64_t replay_from_segment) const {
     put_bytes(body, s.name.str());
     put_u64(body, s.chunk_no);
     put_u64(body, s.size);
+    put_u8(body, s.crc ? 1 : 0);
+    put_u32(body, s.crc.value_or(0));
     put_u32(body, static_cast<std::uint32_t>(s.subscriptions.size()));
     for (const auto& sub : s.subscriptions) put_bytes(body, sub.str());
     put_u32(body, static_cast<std::uint32_t>(s.sealed.size()));
-    for (const auto& [chunk, size] : s.sealed) put_u64(body, chunk), put_u64(body, size);
+    for (const auto& [chunk, size] : s.sealed) {
+      put_u64(body, chunk), put_u64(body, size);
+      const auto crc = s.sealed_crc.find(chunk);
+      put_u8(body, crc != s.sealed_crc.end() ? 1 : 0);
+      put_u32(body, crc != s.sealed_crc.end() ? crc->second : 0);
+    }
     put_u8(body, s.rotation_alias ? 1 : 0);
     if (s.rotation_alias) put_u64(body, s.rotation_alias->chunk), put_u64(body, s.rotation_alias->offset);
   }
@@ -280,7 +300,14 @@ Result<State::Snapshot> State::decode_snapshot(std::string_view data) {
   Decoder d(body, "snapshot");
   std::uint32_t version = 0, nstreams = 0;
   if (!d.u32(version)) return d.error();
-  if (version != kSnapshotVersion) return d.error(fmt::format("unsupported version {}", version));
+  if (version != 1 && version != kSnapshotVersion) return d.error(fmt::format("unsupported version {}", version));
+  // A checksum field: a known flag (0 or 1) and the CRC32C.
+  auto crc_field = [&d]() -> std::optional<std::optional<std::uint32_t>> {
+    std::uint8_t known = 0;
+    std::uint32_t crc = 0;
+    if (!d.u8(known) || !d.u32(crc) || known > 1) return std::nullopt;
+    return known ? std::optional<std::uint32_t>(crc) : std::nullopt;
+  };
   if (!d.u64(st.last_commit_no) || !d.u64(snap.replay_from_segment) || !d.u64(st.next_stream_id_) ||
       !d.u32(nstreams)) {
     return d.error();
@@ -290,7 +317,14 @@ Result<State::Snapshot> State::decode_snapshot(std::string_view data) {
     std::string_view name;
     std::uint32_t nsubs = 0, nsealed = 0;
     std::uint8_t has_alias = 0;
-    if (!d.u64(s.id) || !d.bytes(name) || !d.u64(s.chunk_no) || !d.u64(s.size) || !d.u32(nsubs)) return d.error();
+    if (!d.u64(s.id) || !d.bytes(name) || !d.u64(s.chunk_no) || !d.u64(s.size)) return d.error();
+    s.crc = std::nullopt;  // version 1: unknown
+    if (version >= 2) {
+      auto crc = crc_field();
+      if (!crc) return d.error("bad checksum field");
+      s.crc = *crc;
+    }
+    if (!d.u32(nsubs)) return d.error();
     auto n = StreamName::parse(name);
     if (!n) return d.error(n.error().message);
     s.name = *n;
@@ -306,6 +340,11 @@ Result<State::Snapshot> State::decode_snapshot(std::string_view data) {
       std::uint64_t chunk = 0, size = 0;
       if (!d.u64(chunk) || !d.u64(size)) return d.error();
       s.sealed[chunk] = size;
+      if (version >= 2) {
+        auto crc = crc_field();
+        if (!crc) return d.error("bad checksum field");
+        if (*crc) s.sealed_crc[chunk] = **crc;
+      }
     }
     if (!d.u8(has_alias)) return d.error();
     if (has_alias != 0) {

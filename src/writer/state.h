@@ -81,6 +81,12 @@ struct StreamState {
   std::uint64_t size = 0;      // committed bytes of the live chunk
   std::vector<StreamName> subscriptions;            // sorted
   std::map<std::uint64_t, std::uint64_t> sealed;    // sealed, not yet shipped: chunk -> size
+  // CRC32C of the live chunk's committed bytes, and of each sealed chunk's
+  // (RELIABILITY A6: a chunk's local bytes are checked against it before
+  // they are shipped). Kept by apply(op, Checksums::keep) only; unknown
+  // (nullopt / absent) for chunks begun before a version-1 snapshot.
+  std::optional<std::uint32_t> crc = 0;
+  std::map<std::uint64_t, std::uint32_t> sealed_crc;
   // After a rotation and until another line is appended: the end the stream
   // had before its Rotated line. An append's After may name it (it is the
   // Offset the previous append returned).
@@ -92,7 +98,11 @@ struct StreamState {
 
 class State {
  public:
-  [[nodiscard]] Result<void> apply(const Op& op);
+  // `keep`: also extend the chunk checksums (StreamState::crc). The
+  // committed state and recovery keep them; the engine's pending state,
+  // which is never snapshotted, skips the work.
+  enum class Checksums { skip, keep };
+  [[nodiscard]] Result<void> apply(const Op& op, Checksums checksums = Checksums::skip);
 
   const StreamState* find(const StreamName& name) const;
   const StreamState* find(std::uint64_t id) const;

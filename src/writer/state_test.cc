@@ -1,6 +1,7 @@
 #include "writer/state.h"
 
 #include "wal/coding.h"
+#include "wal/crc32c.h"
 
 #include <gtest/gtest.h>
 
@@ -87,6 +88,76 @@ TEST(WriterState, SnapshotRoundTripsAndDetectsDamage) {
   }
   for (std::size_t n = 0; n < snap.size(); ++n) EXPECT_FALSE(State::decode_snapshot(snap.substr(0, n)));
   EXPECT_FALSE(State::decode_snapshot(snap + "x"));
+}
+
+// RELIABILITY A6: the committed state keeps the CRC32C of every held
+// chunk's bytes; the snapshot (version 2) records them.
+TEST(WriterState, ChecksumsFollowTheChunksAndSurviveTheSnapshot) {
+  State st;
+  for (const auto& op : sample_ops()) {
+    if (std::holds_alternative<OpShipped>(op)) break;  // keep chunk 0 sealed and held
+    ASSERT_TRUE(st.apply(op, State::Checksums::keep));
+  }
+  const StreamState* root = st.find(StreamName::root());
+  ASSERT_NE(root, nullptr);
+  ASSERT_EQ(root->sealed_crc.count(0), 1u);
+  EXPECT_EQ(root->sealed_crc.at(0), crc32c::value(" hello\n again\n"));
+  EXPECT_EQ(root->crc, crc32c::value(" next\n"));
+  auto back = State::decode_snapshot(st.encode_snapshot(1));
+  ASSERT_TRUE(back) << back.error().message;
+  const StreamState* b = back->state.find(StreamName::root());
+  EXPECT_EQ(b->sealed_crc, root->sealed_crc);
+  EXPECT_EQ(b->crc, root->crc);
+  // Replayed on top of the snapshot, a write extends the recovered checksum.
+  ASSERT_TRUE(back->state.apply(OpChunkWrite{1, 1, 6, " more\n"}, State::Checksums::keep));
+  EXPECT_EQ(back->state.find(StreamName::root())->crc, crc32c::value(" next\n more\n"));
+  // Shipped: the checksum goes with the chunk.
+  ASSERT_TRUE(st.apply(OpShipped{1, 0}, State::Checksums::keep));
+  EXPECT_TRUE(st.find(StreamName::root())->sealed_crc.empty());
+  // The pending state skips the work.
+  State pending;
+  ASSERT_TRUE(pending.apply(OpCreateStream{1, "/"}));
+  ASSERT_TRUE(pending.apply(OpChunkWrite{1, 0, 0, " x\n"}));
+  EXPECT_EQ(pending.find(StreamName::root())->crc, 0u);
+}
+
+// A snapshot written before the checksums (version 1) is still read; its
+// chunks' checksums are unknown, and a chunk begun after it has one again.
+TEST(WriterState, Version1SnapshotsAreReadWithUnknownChecksums) {
+  std::string body;
+  wal::put_u32(body, 1);   // version
+  wal::put_u64(body, 9);   // last commit
+  wal::put_u64(body, 3);   // replay from segment
+  wal::put_u64(body, 2);   // next stream id
+  wal::put_u32(body, 1);   // streams
+  wal::put_u64(body, 1);   // id
+  wal::put_bytes(body, "/");
+  wal::put_u64(body, 1);   // live chunk
+  wal::put_u64(body, 6);   // its size
+  wal::put_u32(body, 0);   // subscriptions
+  wal::put_u32(body, 1);   // sealed chunks
+  wal::put_u64(body, 0), wal::put_u64(body, 14);
+  wal::put_u8(body, 0);    // no rotation alias
+  wal::put_u32(body, 0);   // dirty streams
+  std::string snap("EHSNAP\0\0", 8);
+  wal::put_u32(snap, crc32c::mask(crc32c::value(body)));
+  wal::put_u64(snap, body.size());
+  snap += body;
+  auto back = State::decode_snapshot(snap);
+  ASSERT_TRUE(back) << back.error().message;
+  State& st = back->state;
+  const StreamState* root = st.find(StreamName::root());
+  ASSERT_NE(root, nullptr);
+  EXPECT_EQ(root->sealed.at(0), 14u);
+  EXPECT_TRUE(root->sealed_crc.empty());
+  EXPECT_FALSE(root->crc.has_value());
+  ASSERT_TRUE(st.apply(OpChunkWrite{1, 1, 6, " x\n"}, State::Checksums::keep));
+  EXPECT_FALSE(st.find(StreamName::root())->crc.has_value());
+  ASSERT_TRUE(st.apply(OpRotate{1, 1, 9, 6}, State::Checksums::keep));
+  EXPECT_FALSE(st.find(StreamName::root())->sealed_crc.contains(1));  // unknown stays unknown
+  EXPECT_EQ(st.find(StreamName::root())->crc, 0u);                    // chunk 2: known from its start
+  // And it is written back as version 2.
+  EXPECT_TRUE(State::decode_snapshot(st.encode_snapshot(3)));
 }
 
 }  // namespace
