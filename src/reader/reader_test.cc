@@ -96,6 +96,16 @@ struct World {
     o.cache_max_bytes = cache_max;
     return Reader(std::move(o));
   }
+  // Streams /a and /s with several sealed chunks each; /a's come first in
+  // the ship queue.
+  void fill_a_and_s() {
+    ASSERT_TRUE(engine->create_stream_sync(sn("/a")));
+    ASSERT_TRUE(engine->create_stream_sync(sn("/s")));
+    for (int i = 0; i < 60; ++i) {
+      ASSERT_TRUE(engine->append_sync(append_req(sn("/a"), {"a-" + std::to_string(i), "x"})));
+    }
+    fill(60);
+  }
   void fill(int batches) {
     for (int i = 0; i < batches; ++i) {
       ASSERT_TRUE(engine->append_sync(append_req(sn("/s"), {"event-" + std::to_string(i) + "-a", "event-b"})));
@@ -280,12 +290,7 @@ class RefusingStore final : public store::ObjectStore {
 // after it, of its own stream and of others, ship.
 TEST(Shipper, AChunkThatCannotShipDoesNotHoldBackTheOthers) {
   World w;
-  ASSERT_TRUE(w.engine->create_stream_sync(sn("/a")));
-  ASSERT_TRUE(w.engine->create_stream_sync(sn("/s")));
-  for (int i = 0; i < 60; ++i) {
-    ASSERT_TRUE(w.engine->append_sync(append_req(sn("/a"), {"a-" + std::to_string(i), "x"})));
-  }
-  w.fill(60);
+  w.fill_a_and_s();
   const auto queued = w.engine->ship_queue();
   ASSERT_GE(queued.size(), 4u);
   ASSERT_EQ(queued.front().stream, sn("/a"));  // the refused chunk is first in the queue
@@ -314,12 +319,7 @@ TEST(Shipper, AChunkThatCannotShipDoesNotHoldBackTheOthers) {
 // does not hold back the others.
 TEST(Shipper, ADamagedLocalChunkFileIsNotShipped) {
   World w;
-  ASSERT_TRUE(w.engine->create_stream_sync(sn("/a")));
-  ASSERT_TRUE(w.engine->create_stream_sync(sn("/s")));
-  for (int i = 0; i < 60; ++i) {
-    ASSERT_TRUE(w.engine->append_sync(append_req(sn("/a"), {"a-" + std::to_string(i), "x"})));
-  }
-  w.fill(60);
+  w.fill_a_and_s();
   ASSERT_TRUE(w.engine->checkpoint());  // the sealed chunks' bytes go to their files (and leave memory)
   const auto queued = w.engine->ship_queue();
   ASSERT_GE(queued.size(), 4u);
