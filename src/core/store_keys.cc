@@ -1,30 +1,12 @@
 #include "core/store_keys.h"
 
+#include "core/digest.h"
+
 #include <fmt/format.h>
 
-#include <openssl/evp.h>
-
 #include <charconv>
-#include <iterator>
-#include <stdexcept>
 
 namespace horizon {
-
-namespace {
-
-std::string sha256_hex(std::string_view bytes) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int n = 0;
-  if (EVP_Digest(bytes.data(), bytes.size(), digest, &n, EVP_sha256(), nullptr) != 1 || n != 32) {
-    throw std::runtime_error("SHA-256 failed (OpenSSL)");
-  }
-  std::string out;
-  out.reserve(64);
-  for (unsigned int i = 0; i < n; ++i) fmt::format_to(std::back_inserter(out), "{:02x}", digest[i]);
-  return out;
-}
-
-}  // namespace
 
 std::string chunk_key(const StreamName& stream, std::uint64_t chunk) {
   std::string key = fmt::format("{}{}/~{:020}.ehc", kChunkKeyPrefix, stream.relative_path(), chunk);

@@ -10,6 +10,8 @@
 //
 // Thread-safety: pure functions, safe to call concurrently.
 
+#include "core/digest.h"
+
 #include <string>
 #include <string_view>
 #include <utility>
@@ -19,14 +21,13 @@ namespace horizon::store::sigv4 {
 
 using Pairs = std::vector<std::pair<std::string, std::string>>;
 
-// Lowercase hex of the bytes.
-std::string hex(std::string_view bytes);
-// Raw digests (32 and 16 bytes).
-std::string sha256(std::string_view data);
-std::string md5(std::string_view data);
+// Hex and digests: core/digest.h, named here too for the signing code.
+using horizon::hex;
+using horizon::md5;
+using horizon::md5_hex;
+using horizon::sha256;
+using horizon::sha256_hex;
 std::string hmac_sha256(std::string_view key, std::string_view data);
-inline std::string sha256_hex(std::string_view data) { return hex(sha256(data)); }
-inline std::string md5_hex(std::string_view data) { return hex(md5(data)); }
 // Standard base64 with padding (for Content-MD5).
 std::string base64(std::string_view bytes);
 
