@@ -86,36 +86,44 @@ int run_pusher(const ClientFlags& flags, const PusherCommand& cmd) {
   // The stop signal is taken from the start: until the Pusher runs (the
   // configuration comes from the store's discovery record, which a stalled
   // s3:// server could hold for minutes) there is nothing to finish, so a
-  // stop exits at once; afterwards it runs `on_stop`.
-  std::mutex stop_mu;
-  std::function<void()> on_stop;  // guarded by stop_mu
-  std::thread signal_thread([&] {
+  // stop exits at once; while it runs a stop (signal or stdin EOF) calls
+  // `stop`; once run_pusher is returning, nothing. The detached stdin thread
+  // may outlive run_pusher: it reaches the Pusher only through this.
+  struct StopHook {
+    enum class Phase { starting, running, finished };
+    std::mutex mu;
+    Phase phase = Phase::starting;  // guarded by mu
+    std::function<void()> stop;     // guarded by mu; set while running
+    void finish() {
+      std::lock_guard lock(mu);
+      phase = Phase::finished;
+      stop = nullptr;
+    }
+  };
+  auto hook = std::make_shared<StopHook>();
+  std::thread signal_thread([hook, &signals] {
     int sig = 0;
     sigwait(&signals, &sig);
-    std::lock_guard lock(stop_mu);
-    if (!on_stop) {
+    std::lock_guard lock(hook->mu);
+    if (hook->phase == StopHook::Phase::starting) {
       spdlog::info("{} while starting: exiting", sig == SIGINT ? "SIGINT" : "SIGTERM");
       spdlog::default_logger()->flush();
       std::_Exit(0);
     }
-    on_stop();
+    if (hook->phase == StopHook::Phase::running) hook->stop();
   });
   // Runs at every return, after the Pusher is gone (it is declared first):
   // nothing is left to stop; it releases the signal thread (the signal is
   // blocked, sigwait takes it) and joins it.
   struct Release {
     std::thread& t;
-    std::mutex& mu;
-    std::function<void()>& hook;
+    StopHook& hook;
     ~Release() {
-      {
-        std::lock_guard lock(mu);
-        hook = [] {};
-      }
+      hook.finish();
       ::kill(::getpid(), SIGTERM);
       t.join();
     }
-  } release{signal_thread, stop_mu, on_stop};
+  } release{signal_thread, *hook};
   auto fail = [](const std::string& m) {
     spdlog::error("{}", m);
     return 1;
@@ -223,28 +231,20 @@ int run_pusher(const ClientFlags& flags, const PusherCommand& cmd) {
     store->cancel();
   };
   {
-    std::lock_guard lock(stop_mu);
-    on_stop = stop_all;
+    std::lock_guard lock(hook->mu);
+    hook->stop = stop_all;
+    hook->phase = StopHook::Phase::running;
   }
-  // The stdin thread is left blocked in read() at the end (detached): it
-  // reaches the Pusher only through this, which is cleared before the
-  // Pusher goes away.
-  struct StdinStop {
-    std::mutex mu;
-    std::function<void()> fn;  // guarded by mu
-  };
-  auto stdin_stop = std::make_shared<StdinStop>();
-  stdin_stop->fn = stop_all;
   std::thread stdin_thread;
   if (cmd.stop_on_stdin_eof) {
-    stdin_thread = std::thread([stdin_stop] {
+    stdin_thread = std::thread([hook] {
       char buf[256];
       while (::read(STDIN_FILENO, buf, sizeof buf) > 0) {
       }
-      std::lock_guard lock(stdin_stop->mu);
-      if (!stdin_stop->fn) return;  // run_pusher has returned
+      std::lock_guard lock(hook->mu);
+      if (hook->phase != StopHook::Phase::running) return;  // run_pusher is returning
       spdlog::info("stdin closed (the parent is gone): stopping");
-      stdin_stop->fn();
+      hook->stop();
     });
   }
   auto r = pusher.run();
@@ -252,10 +252,7 @@ int run_pusher(const ClientFlags& flags, const PusherCommand& cmd) {
   if (proxy) proxy->stop(std::chrono::milliseconds(1000));
   forwarder.reset();
   if (notifications) notifications->close();
-  {
-    std::lock_guard lock(stdin_stop->mu);
-    stdin_stop->fn = nullptr;
-  }
+  hook->finish();  // before the Pusher goes away: a late signal or stdin EOF does nothing
   if (stdin_thread.joinable()) stdin_thread.detach();  // blocked in read(); the process exits now
   if (!r) return fail(r.error().message);
   return 0;
