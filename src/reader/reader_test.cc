@@ -263,26 +263,23 @@ TEST(Shipper, RetriesWhileTheStoreIsDownAndVerifiesBeforeFreeing) {
   EXPECT_TRUE(w.engine->ship_queue().empty());
 }
 
-// Refuses (definitively: storage_failed) the puts whose key `refuse`
-// picks, and counts the puts.
-class RefusingStore final : public store::ObjectStore {
+// Runs `before_put` before every put (from the caller's thread); an error
+// it returns is the put's answer and the object is not stored.
+class HookedStore final : public store::ObjectStore {
  public:
-  RefusingStore(store::ObjectStore& inner, std::function<bool(const std::string&)> refuse)
-      : inner_(inner), refuse_(std::move(refuse)) {}
-  int puts = 0;
-  errc code = errc::storage_failed;  // not_ready: the store is down
+  using Hook = std::function<Result<void>(const std::string& key)>;
+  HookedStore(store::ObjectStore& inner, Hook before_put) : inner_(inner), before_put_(std::move(before_put)) {}
   Result<void> put(const std::string& key, std::string_view bytes) override {
-    ++puts;
-    if (refuse_(key)) return Error::make(code, "PUT " + key + ": refused (test)");
+    if (auto r = before_put_(key); !r) return r;
     return inner_.put(key, bytes);
   }
   Result<std::optional<std::string>> get(const std::string& key) override { return inner_.get(key); }
   Result<void> remove(const std::string& key) override { return inner_.remove(key); }
-  std::string describe() const override { return "refusing(" + inner_.describe() + ")"; }
+  std::string describe() const override { return "hooked(" + inner_.describe() + ")"; }
 
  private:
   store::ObjectStore& inner_;
-  std::function<bool(const std::string&)> refuse_;
+  Hook before_put_;
 };
 
 // One chunk that cannot ship (here an object the store refuses; also a
@@ -297,7 +294,12 @@ TEST(Shipper, AChunkThatCannotShipDoesNotHoldBackTheOthers) {
   ASSERT_EQ(queued.front().chunk_no, 0u);
   const std::string poisoned = chunk_key(sn("/a"), 0);
   bool refusing = true;
-  RefusingStore refusing_store(*w.store, [&](const std::string& key) { return refusing && key == poisoned; });
+  int puts = 0;
+  HookedStore refusing_store(*w.store, [&](const std::string& key) -> Result<void> {
+    ++puts;
+    if (refusing && key == poisoned) return Error::make(errc::storage_failed, "PUT " + key + ": refused (test)");
+    return {};
+  });
   server::Shipper shipper(*w.engine, refusing_store, w.key, {}, nullptr);
   auto r = shipper.ship_pending();
   ASSERT_FALSE(r);  // the pass reports the failure (the loop backs off)...
@@ -305,7 +307,7 @@ TEST(Shipper, AChunkThatCannotShipDoesNotHoldBackTheOthers) {
   EXPECT_NE(r.error().message.find("chunk 0 of /a"), std::string::npos) << r.error().message;
   ASSERT_EQ(w.engine->ship_queue().size(), 1u);  // ...and everything else shipped
   EXPECT_EQ(w.engine->ship_queue().front().chunk_no, 0u);
-  EXPECT_EQ(refusing_store.puts, static_cast<int>(queued.size()));
+  EXPECT_EQ(puts, static_cast<int>(queued.size()));
   refusing = false;
   auto again = shipper.ship_pending();
   ASSERT_TRUE(again) << again.error().message;
@@ -353,20 +355,25 @@ TEST(Shipper, AStoreThatRefusesEverythingIsTriedAFewTimesPerPass) {
   w.fill(150);
   const auto queued = w.engine->ship_queue().size();
   ASSERT_GT(queued, server::Shipper::kFailuresPerPass);
-  RefusingStore refusing_store(*w.store, [](const std::string&) { return true; });
+  int puts = 0;
+  errc code = errc::storage_failed;  // then not_ready: the store is down
+  HookedStore refusing_store(*w.store, [&](const std::string& key) -> Result<void> {
+    ++puts;
+    return Error::make(code, "PUT " + key + ": refused (test)");
+  });
   server::Shipper shipper(*w.engine, refusing_store, w.key, {}, nullptr);
   auto r = shipper.ship_pending();
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, errc::storage_failed);
-  EXPECT_EQ(refusing_store.puts, static_cast<int>(server::Shipper::kFailuresPerPass));
+  EXPECT_EQ(puts, static_cast<int>(server::Shipper::kFailuresPerPass));
   EXPECT_EQ(w.engine->ship_queue().size(), queued);
 
-  refusing_store.puts = 0;
-  refusing_store.code = errc::not_ready;
+  puts = 0;
+  code = errc::not_ready;
   auto down = shipper.ship_pending();
   ASSERT_FALSE(down);
   EXPECT_EQ(down.error().code, errc::not_ready);
-  EXPECT_EQ(refusing_store.puts, 1);
+  EXPECT_EQ(puts, 1);
   EXPECT_EQ(w.engine->ship_queue().size(), queued);
 }
 
@@ -393,23 +400,6 @@ TEST(Shipper, WakeShipsAtOnceInsteadOfAtTheNextPoll) {
   shipper.stop();
 }
 
-// Calls `on_put` before every put (from the caller's thread).
-class HookedStore final : public store::ObjectStore {
- public:
-  HookedStore(store::ObjectStore& inner, std::function<void()> on_put) : inner_(inner), on_put_(std::move(on_put)) {}
-  Result<void> put(const std::string& key, std::string_view bytes) override {
-    on_put_();
-    return inner_.put(key, bytes);
-  }
-  Result<std::optional<std::string>> get(const std::string& key) override { return inner_.get(key); }
-  Result<void> remove(const std::string& key) override { return inner_.remove(key); }
-  std::string describe() const override { return "hooked(" + inner_.describe() + ")"; }
-
- private:
-  store::ObjectStore& inner_;
-  std::function<void()> on_put_;
-};
-
 // Issue 6 (found while writing tests/e2e/shipping_faults.sh): a
 // stop() during a backlog used to wait until the whole backlog was shipped
 // (ship_pending went through the queue without looking at stop), so a
@@ -422,8 +412,9 @@ TEST(Shipper, Issue6StopWaitsForTheChunkInFlightNotTheBacklog) {
   ASSERT_GE(queued, 5u);
   std::unique_ptr<server::Shipper> shipper;
   int puts = 0;
-  HookedStore hooked(*w.store, [&] {
+  HookedStore hooked(*w.store, [&](const std::string&) -> Result<void> {
     if (++puts == 1) shipper->stop();  // SIGTERM while the first chunk is being uploaded
+    return {};
   });
   shipper = std::make_unique<server::Shipper>(*w.engine, hooked, w.key, server::ShipperOptions{}, nullptr);
   auto shipped = shipper->ship_pending();

@@ -328,6 +328,13 @@ TEST(S3Http, TimeoutIsNotReadyWithinTheConfiguredBudget) {
   EXPECT_LT(elapsed, std::chrono::seconds(20));
 }
 
+// Until the server has seen a request (30 s at most).
+void wait_for_a_request(const FakeHttpServer& server) {
+  for (int i = 0; i < 3000 && server.requests().empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
 // Shutdown (Shipper::stop): cancel() cuts a call that waits on a server
 // which stopped answering (long before its timeouts), and later calls fail
 // at once without a request.
@@ -344,9 +351,7 @@ TEST(S3Http, CancelCutsAHangingCallAndFailsLaterOnes) {
   auto store = open_fake(server, o);
   Result<void> put_result;
   std::thread caller([&] { put_result = store->put("k", "data"); });
-  for (int i = 0; i < 3000 && server.requests().empty(); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  wait_for_a_request(server);
   ASSERT_EQ(server.requests().size(), 1u);
   const auto cancelled_at = std::chrono::steady_clock::now();
   store->cancel();
@@ -377,9 +382,7 @@ TEST(S3Http, CancelEndsTheBackoffBetweenAttempts) {
   auto store = open_fake(server, o);
   Result<std::optional<std::string>> got;
   std::thread caller([&] { got = store->get("k"); });
-  for (int i = 0; i < 3000 && server.requests().empty(); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  wait_for_a_request(server);
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   store->cancel();
   caller.join();
