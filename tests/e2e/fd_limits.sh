@@ -20,7 +20,6 @@ check "open-file limit of the Writer" 1024 "$(awk '/Max open files/ {print $4}' 
 contains "the Writer says it lowered its caps" "the open-file limit is 1024: connection caps lowered to API 470" \
   "$(cat "$TMP/writer.log")"
 ms() { python3 "$HERE/many_streams.py" "$DATA" "$API" "$@"; }
-metric() { curl -s "http://$METRICS/metrics" | sed -n "s/^$1 \(.*\)/\1/p"; }
 
 out=$(ms create $N 2>&1); check "create $N streams" 0 $?; echo "$out"
 for r in 0 1; do

@@ -65,5 +65,54 @@ api() {
   BODY=${out%$'\n'*}
 }
 
+# metric NAME: its value on the Writer's metrics port ($METRICS).
+metric() { curl -s "http://$METRICS/metrics" | sed -n "s/^$1 \(.*\)/\1/p"; }
+now() { date +%s.%N; }
+# elapsed T0 [T1]: seconds from T0 to T1 (default: now), one decimal.
+elapsed() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$1" "${2:-$(now)}"; }
+# le A B: A <= B (floats)
+le() { python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) <= float(sys.argv[2]) else 1)" "$1" "$2"; }
+
+# sigterm_wait PID LIMIT WHAT: SIGTERM, then wait up to LIMIT seconds (past
+# it: SIGKILL and a failure naming WHAT). Sets STOP_RC (the exit status)
+# and STOP_S (seconds from the signal to the exit).
+sigterm_wait() {
+  local pid=$1 limit=$2 t0
+  t0=$(now)
+  kill -TERM "$pid"
+  for _ in $(seq 1 $((limit * 10))); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$pid" 2>/dev/null; then
+    fail "$3: no exit within $limit s of SIGTERM"
+    kill -KILL "$pid"
+  fi
+  wait "$pid"; STOP_RC=$?
+  STOP_S=$(elapsed "$t0")
+}
+
+# start_s3_behind_proxy BUCKET [s3_fault_proxy.py options...]: s3rver
+# (scripts/start-s3rver.sh) and tests/e2e/s3_fault_proxy.py in front of it.
+# Sets S3PORT S3PID PROXY (pid) PROXY_PORT CTL_PORT STORE_PROXY STORE_DIRECT;
+# returns 1 with a message if either does not start. The caller stops them.
+start_s3_behind_proxy() {
+  local bucket=$1 here
+  shift
+  here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+  S3PORT=$(free_port)
+  S3PID=$("$here/../../scripts/start-s3rver.sh" "$TMP/s3/buckets" "$S3PORT" "$bucket" $$) || {
+    echo "s3rver did not start" >&2
+    return 1
+  }
+  PROXY_PORT=$(free_port); CTL_PORT=$(free_port)
+  python3 "$here/s3_fault_proxy.py" --listen "$PROXY_PORT" --target "$S3PORT" --control-port "$CTL_PORT" "$@" \
+    >"$TMP/proxy.out" 2>"$TMP/proxy.log" &
+  PROXY=$!
+  for _ in $(seq 1 100); do grep -q ready "$TMP/proxy.out" 2>/dev/null && break; sleep 0.1; done
+  grep -q ready "$TMP/proxy.out" || { echo "proxy did not start: $(cat "$TMP/proxy.log")" >&2; return 1; }
+  STORE_PROXY="s3://S3RVER:S3RVER@us-east-1/$bucket?endpoint=http://127.0.0.1:$PROXY_PORT"
+  STORE_DIRECT="s3://S3RVER:S3RVER@us-east-1/$bucket?endpoint=http://127.0.0.1:$S3PORT"
+}
+# proxy_count KEY: one of the proxy's counters (GET /counts).
+proxy_count() { curl -s "http://127.0.0.1:$CTL_PORT/counts" | python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
+
 # A free loopback TCP port.
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }

@@ -33,7 +33,6 @@
 # KEEP (a directory to copy the run's files to, for a look afterwards).
 source "$(dirname "$0")/lib.sh"
 HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/../.." && pwd)
 SEED=${1:-${SEED:-1}}
 BASELINE_SECONDS=${BASELINE_SECONDS:-20}
 FAULT_SECONDS=${FAULT_SECONDS:-60}
@@ -66,45 +65,17 @@ on_exit() {
 trap on_exit EXIT
 trap 'exit 143' TERM INT
 abort() { fail "$1"; [ -f "$TMP/writer.log" ] && tail -20 "$TMP/writer.log" >&2; cleanup_extra; finish; exit 1; }
-now() { date +%s.%N; }
-elapsed() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$1" "${2:-$(now)}"; }
-# le A B: A <= B (floats)
-le() { python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) <= float(sys.argv[2]) else 1)" "$1" "$2"; }
-metric() { curl -s "http://$METRICS/metrics" | sed -n "s/^$1 \(.*\)/\1/p"; }
 ctl() { curl -sf "http://127.0.0.1:$CTL_PORT/$1" >/dev/null || fail "proxy control $1"; }
 phase() { echo "$1" >"$TMP/phase.tmp" && mv "$TMP/phase.tmp" "$TMP/phase"; echo "phase $1 at +$(elapsed "$T_START") s"; }
-proxy_count() { curl -s "http://127.0.0.1:$CTL_PORT/counts" | python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
 health() { curl -s -o /dev/null -w '%{http_code}' --max-time 5 --cacert "$CA" "https://$API/health"; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$WRITER_PID/stat"; }
-# sigterm_writer WHAT: SIGTERM, wait (60 s at most, then SIGKILL and a
-# failure naming WHAT); sets rc (exit status) and stop_s (seconds).
-sigterm_writer() {
-  local t0
-  t0=$(now)
-  kill -TERM "$WRITER_PID"
-  for _ in $(seq 1 600); do kill -0 "$WRITER_PID" 2>/dev/null || break; sleep 0.1; done
-  if kill -0 "$WRITER_PID" 2>/dev/null; then
-    fail "the Writer did not exit within 60 s of SIGTERM ($1)"
-    kill -KILL "$WRITER_PID"
-  fi
-  wait "$WRITER_PID"; rc=$?; WRITER_PID=""
-  stop_s=$(elapsed "$t0")
-}
 
 echo "shipping_faults: seed $SEED, baseline ${BASELINE_SECONDS}s, faults ${FAULT_SECONDS}s, outage ${OUTAGE_SECONDS}s," \
   "--ship-backoff-max $SHIP_BACKOFF_MAX"
 
 # The S3 peer and the proxy in front of it.
-S3PORT=$(free_port)
-S3PID=$("$ROOT/scripts/start-s3rver.sh" "$TMP/s3/buckets" "$S3PORT" "$BUCKET" $$) || abort "s3rver did not start"
-PROXY_PORT=$(free_port); CTL_PORT=$(free_port)
-python3 "$HERE/s3_fault_proxy.py" --listen "$PROXY_PORT" --target "$S3PORT" --control-port "$CTL_PORT" --seed "$SEED" \
-  --probability 0.3 --max-timeouts 1 --counts-file "$TMP/proxy_counts.json" >"$TMP/proxy.out" 2>"$TMP/proxy.log" &
-PROXY=$!
-for _ in $(seq 1 100); do grep -q ready "$TMP/proxy.out" 2>/dev/null && break; sleep 0.1; done
-grep -q ready "$TMP/proxy.out" || abort "proxy did not start: $(cat "$TMP/proxy.log")"
-STORE_PROXY="s3://S3RVER:S3RVER@us-east-1/$BUCKET?endpoint=http://127.0.0.1:$PROXY_PORT"
-STORE_DIRECT="s3://S3RVER:S3RVER@us-east-1/$BUCKET?endpoint=http://127.0.0.1:$S3PORT"
+start_s3_behind_proxy "$BUCKET" --seed "$SEED" --probability 0.3 --max-timeouts 1 \
+  --counts-file "$TMP/proxy_counts.json" || abort "the S3 peer did not start"
 
 DATA=$TMP/data
 export API_LISTEN=127.0.0.1:$(free_port)  # the same port after the restart: the clients reconnect
@@ -189,10 +160,10 @@ shipped0=$(metric horizon_chunks_shipped_total)
 for _ in $(seq 1 300); do [ "$(metric horizon_chunks_shipped_total)" -gt "$shipped0" ] && break; sleep 0.1; done
 shipped_before_stop=$(metric horizon_chunks_shipped_total)
 backlog_before_stop=$(metric horizon_ship_backlog_chunks)
-sigterm_writer "backlog $backlog_before_stop, slow store"
-echo "SIGTERM with backlog $backlog_before_stop and a 4 KiB/s store: exit $rc after $stop_s s"
-check "writer exit after SIGTERM with a backlog" 0 "$rc"
-le "$stop_s" 20 && pass || fail "stopping with a backlog took $stop_s s (the chunk in flight takes ~5 s)"
+sigterm_wait "$WRITER_PID" 60 "the Writer (backlog $backlog_before_stop, slow store)"; WRITER_PID=""
+echo "SIGTERM with backlog $backlog_before_stop and a 4 KiB/s store: exit $STOP_RC after $STOP_S s"
+check "writer exit after SIGTERM with a backlog" 0 "$STOP_RC"
+le "$STOP_S" 20 && pass || fail "stopping with a backlog took $STOP_S s (the chunk in flight takes ~5 s)"
 cp "$TMP/writer.log" "$TMP/writer.1.log"
 start_writer "$DATA" --chunk-size "$CHUNK" --store "$STORE_PROXY" --ship-backoff-max "$SHIP_BACKOFF_MAX" \
   || abort "writer did not restart"
@@ -210,10 +181,10 @@ ctl mode/hang
 for _ in $(seq 1 $(((SHIP_BACKOFF_MAX + 20) * 10))); do [ "$(proxy_count hanging)" -ge 1 ] && break; sleep 0.1; done
 hanging=$(proxy_count hanging)
 [ "$hanging" -ge 1 ] && pass || fail "no store request was being held in hang mode"
-sigterm_writer "the store hangs"
-echo "SIGTERM with $hanging store request(s) held unanswered: exit $rc after $stop_s s"
-check "writer exit after SIGTERM with a hanging store" 0 "$rc"
-le "$stop_s" 15 && pass || fail "stopping with a hanging store took $stop_s s (grace 5 s, then cancelled)"
+sigterm_wait "$WRITER_PID" 60 "the Writer (the store hangs)"; WRITER_PID=""
+echo "SIGTERM with $hanging store request(s) held unanswered: exit $STOP_RC after $STOP_S s"
+check "writer exit after SIGTERM with a hanging store" 0 "$STOP_RC"
+le "$STOP_S" 15 && pass || fail "stopping with a hanging store took $STOP_S s (grace 5 s, then cancelled)"
 grep -q "cancelling the store's calls" "$TMP/writer.log" && pass ||
   fail "the Writer's log does not say the stuck upload was cancelled"
 cat "$TMP/writer.log" >>"$TMP/writer.1.log"

@@ -10,7 +10,6 @@
 # The Writer's SIGTERM with a hanging store is in shipping_faults.sh.
 source "$(dirname "$0")/lib.sh"
 HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/../.." && pwd)
 BUCKET=horizon-hang
 STOP_LIMIT=10  # seconds allowed from SIGTERM to exit
 
@@ -24,27 +23,14 @@ trap on_exit EXIT
 trap 'exit 143' TERM INT
 abort() { fail "$1"; for f in "$TMP"/*.log; do echo "--- $f" >&2; tail -15 "$f" >&2; done; finish; exit 1; }
 ctl() { curl -sf "http://127.0.0.1:$CTL_PORT/mode/$1" >/dev/null || fail "proxy control mode/$1"; }
-proxy_count() { curl -s "http://127.0.0.1:$CTL_PORT/counts" | python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
-metric() { curl -s "http://$METRICS/metrics" | sed -n "s/^$1 \(.*\)/\1/p"; }
 # wait_hanging N: until at least N requests are held (30 s at most).
 wait_hanging() { for _ in $(seq 1 300); do [ "$(proxy_count hanging)" -ge "$1" ] && return 0; sleep 0.1; done; return 1; }
-# stop_pusher NAME: SIGTERM, then the exit status and the seconds it took.
+# stop_pusher NAME: SIGTERM; it must exit 0 within STOP_LIMIT seconds.
 stop_pusher() {
-  local t0 t1 rc
-  t0=$(date +%s.%N)
-  kill -TERM "$PUSHER"
-  for _ in $(seq 1 $((STOP_LIMIT * 3 * 10))); do kill -0 "$PUSHER" 2>/dev/null || break; sleep 0.1; done
-  if kill -0 "$PUSHER" 2>/dev/null; then
-    fail "$1: the Pusher did not exit within $((STOP_LIMIT * 3)) s of SIGTERM"
-    kill -KILL "$PUSHER"
-  fi
-  wait "$PUSHER"; rc=$?; PUSHER=""
-  t1=$(date +%s.%N)
-  STOP_S=$(python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$t0" "$t1")
-  echo "$1: exit $rc after $STOP_S s"
-  check "$1: exit status" 0 "$rc"
-  python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) <= float(sys.argv[2]) else 1)" "$STOP_S" "$STOP_LIMIT" &&
-    pass || fail "$1: stopping took $STOP_S s (limit $STOP_LIMIT s)"
+  sigterm_wait "$PUSHER" $((STOP_LIMIT * 3)) "$1: the Pusher"; PUSHER=""
+  echo "$1: exit $STOP_RC after $STOP_S s"
+  check "$1: exit status" 0 "$STOP_RC"
+  le "$STOP_S" "$STOP_LIMIT" && pass || fail "$1: stopping took $STOP_S s (limit $STOP_LIMIT s)"
 }
 start_pusher() {
   XDG_CACHE_HOME="$TMP/cache-$1" "$HORIZON" pusher --endpoint "http://127.0.0.1:$APP_PORT/push" --proxy off \
@@ -52,15 +38,7 @@ start_pusher() {
   PUSHER=$!
 }
 
-S3PORT=$(free_port)
-S3PID=$("$ROOT/scripts/start-s3rver.sh" "$TMP/s3/buckets" "$S3PORT" "$BUCKET" $$) || abort "s3rver did not start"
-PROXY_PORT=$(free_port); CTL_PORT=$(free_port)
-python3 "$HERE/s3_fault_proxy.py" --listen "$PROXY_PORT" --target "$S3PORT" --control-port "$CTL_PORT" \
-  --probability 0 >"$TMP/proxy.out" 2>"$TMP/proxy.log" &
-PROXY=$!
-for _ in $(seq 1 100); do grep -q ready "$TMP/proxy.out" 2>/dev/null && break; sleep 0.1; done
-grep -q ready "$TMP/proxy.out" || abort "proxy did not start"
-STORE_PROXY="s3://S3RVER:S3RVER@us-east-1/$BUCKET?endpoint=http://127.0.0.1:$PROXY_PORT"
+start_s3_behind_proxy "$BUCKET" --probability 0 || abort "the S3 peer did not start"
 
 DATA=$TMP/data
 start_writer "$DATA" --chunk-size 4096 --activity-interval 0.3 --store "$STORE_PROXY" || abort "writer did not start"
