@@ -335,7 +335,7 @@ TEST(Shipper, ADamagedLocalChunkFileIsNotShipped) {
   auto damaged = w.engine->read_sealed_chunk(victim.stream, victim.chunk_no);
   ASSERT_FALSE(damaged);
   EXPECT_EQ(damaged.error().code, errc::corruption);
-  EXPECT_NE(damaged.error().message.find("fail their checksum"), std::string::npos) << damaged.error().message;
+  EXPECT_NE(damaged.error().message.find("fails its checksum"), std::string::npos) << damaged.error().message;
   EXPECT_NE(damaged.error().message.find(path), std::string::npos) << damaged.error().message;
 
   server::Shipper shipper(*w.engine, *w.store, w.key, {}, nullptr);

@@ -217,6 +217,15 @@ int run_writer(WriterOptions o) {
       spdlog::warn("checkpoint failed: {} (the WAL keeps everything; the next checkpoint retries)", e->message);
     }
   };
+  // RELIABILITY A6: a chunk file that fails its checksum on a read or
+  // before shipping is quarantined by the engine; said once per chunk.
+  auto& damaged_chunks = registry.counter(
+      "horizon_damaged_chunks_total",
+      "Chunks whose local file failed its checksum (quarantined: neither served nor shipped until restart)");
+  eo.on_damaged_chunk = [&damaged_chunks](const Error& e) {
+    damaged_chunks.inc();
+    spdlog::error("{}", e.message);
+  };
   // Fail-stop (RELIABILITY A7): a latched storage failure (a failed
   // fdatasync or WAL write) stops the process within a second, so that a
   // supervisor restarts it and recovery replays the WAL. The failed batch

@@ -87,11 +87,7 @@ class Engine::FileCache {
 class Engine::Tails {
  public:
   using Key = std::pair<std::uint64_t, std::uint64_t>;
-  struct View {
-    std::uint64_t start = 0;
-    std::uint64_t end = 0;
-    std::vector<std::shared_ptr<const std::string>> blocks;
-  };
+  using View = TailView;
 
   // Bytes at `offset` of a chunk; they continue the held ones (the first
   // ones of a chunk may start anywhere: the file holds what comes before).
@@ -167,6 +163,54 @@ class Engine::Tails {
   std::uint64_t total_ = 0;
 };
 
+// RELIABILITY A6 for reads: what the checks of chunk files found. Per
+// chunk, the prefix of its file already checked against the chunk's
+// committed CRC32C (with that prefix's CRC, so that the next check reads only
+// the bytes a checkpoint wrote since), or the error of a file that failed: the
+// chunk is quarantined, every read of it fails the same way until restart.
+class Engine::ChunkChecks {
+ public:
+  using Key = std::pair<std::uint64_t, std::uint64_t>;
+  struct Seen {
+    std::uint64_t upto = 0;  // file bytes [0, upto) matched
+    std::uint32_t crc = 0;   // CRC32C of those bytes
+    std::optional<Error> damaged;
+  };
+
+  Seen get(const Key& key) const {
+    std::lock_guard lock(mu_);
+    auto it = map_.find(key);
+    return it == map_.end() ? Seen{} : it->second;
+  }
+
+  void checked(const Key& key, std::uint64_t upto, std::uint32_t crc) {
+    std::lock_guard lock(mu_);
+    Seen& s = map_[key];
+    if (!s.damaged && upto > s.upto) {
+      s.upto = upto;
+      s.crc = crc;
+    }
+  }
+
+  // Quarantines the chunk; true the first time (to report it once).
+  bool damaged(const Key& key, const Error& e) {
+    std::lock_guard lock(mu_);
+    Seen& s = map_[key];
+    if (s.damaged) return false;
+    s.damaged = e;
+    return true;
+  }
+
+  void drop(const Key& key) {
+    std::lock_guard lock(mu_);
+    map_.erase(key);
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::map<Key, Seen> map_;
+};
+
 // One sequenced request waiting for its group commit.
 struct Engine::Pending {
   std::vector<Op> ops;
@@ -199,6 +243,7 @@ namespace {
 constexpr std::uint64_t kCheckpointAfterReplay = 10'000;
 constexpr std::size_t kRecycleHeaderBlock = 4096;  // zeroed at the start of a recycled segment file
 constexpr std::size_t kWriteOutBatch = 1u << 20;   // chunk bytes per pwrite at a checkpoint
+constexpr std::size_t kCheckRead = 1u << 20;       // chunk file bytes per pread when a read checks a file
 
 Error engine_closed() { return Error::make(errc::not_ready, "the storage engine is shut down"); }
 
@@ -226,7 +271,7 @@ Result<std::string> read_whole(wal::Fs& fs, const std::string& path) {
 
 Engine::Engine(wal::Fs& fs, EngineOptions options)
     : fs_(fs), options_(std::move(options)), files_(std::make_unique<FileCache>(fs, options_.max_open_files)),
-      tails_(std::make_unique<Tails>()) {}
+      tails_(std::make_unique<Tails>()), checks_(std::make_unique<ChunkChecks>()) {}
 
 Engine::~Engine() {
   {
@@ -1039,6 +1084,7 @@ bool Engine::commit_batch_locked() {
     for (const auto& [id, chunk] : p->remove_files) {
       files_->drop(id, chunk);
       tails_->drop({id, chunk});
+      checks_->drop({id, chunk});
       shipped.emplace_back(id, chunk);
     }
   }
@@ -1446,6 +1492,8 @@ Result<LiveRead> Engine::read(const Cursor& from, std::size_t max_lines) const {
   const auto chunk = static_cast<std::uint64_t>(from.chunk());
   const auto offset = static_cast<std::uint64_t>(from.offset());
   StreamName name;
+  std::optional<std::uint32_t> crc;
+  std::optional<Tails::View> view;
   {
     std::shared_lock lock(committed_mu_);
     const StreamState* s = committed_.find(from.stream());
@@ -1455,8 +1503,10 @@ Result<LiveRead> Engine::read(const Cursor& from, std::size_t max_lines) const {
     if (from.chunk() < 0) return Error::make(errc::invalid_cursor, "cannot read from an offset query cursor");
     if (chunk == s->chunk_no) {
       limit = s->size;
+      crc = s->crc;
     } else if (auto it = s->sealed.find(chunk); it != s->sealed.end()) {
       limit = it->second;
+      if (auto c = s->sealed_crc.find(chunk); c != s->sealed_crc.end()) crc = c->second;
     } else {
       return Error::make(errc::chunk_not_found,
                          fmt::format("chunk {} of {} is not held by this Writer{}", chunk, from.stream().str(),
@@ -1464,6 +1514,9 @@ Result<LiveRead> Engine::read(const Cursor& from, std::size_t max_lines) const {
     }
     id = s->id;
     name = s->name;
+    // Under the lock: the bytes in memory then reach at least `limit` (a
+    // commit adds them before it moves the committed end).
+    view = tails_->view({id, chunk});
   }
   if (offset > limit) {
     return Error::make(errc::invalid_cursor, fmt::format("cursor {} is beyond the end of its chunk ({} bytes)",
@@ -1473,6 +1526,12 @@ Result<LiveRead> Engine::read(const Cursor& from, std::size_t max_lines) const {
     return Error::make(errc::chunk_not_found,
                        fmt::format("chunk {} of {} is no longer held by this Writer", chunk, name.str()));
   };
+  if (crc) {
+    // The read starts at offset - 1 (the line-start check below).
+    if (auto r = check_file_part({id, chunk}, name, limit, *crc, view, offset > 0 ? offset - 1 : 0); !r) {
+      return r.error().code == errc::chunk_not_found ? gone() : r.error();
+    }
+  }
   if (offset > 0) {
     auto prev = read_chunk(id, chunk, offset - 1, 1);
     if (!prev) return prev.error().code == errc::chunk_not_found ? gone() : prev.error();
@@ -1526,6 +1585,7 @@ Result<std::string> Engine::read_sealed_chunk(const StreamName& stream, std::uin
     size = it->second;
     if (auto c = s->sealed_crc.find(chunk); c != s->sealed_crc.end()) crc = c->second;
   }
+  if (auto seen = checks_->get({id, chunk}); seen.damaged) return *seen.damaged;  // quarantined
   auto bytes = read_chunk(id, chunk, 0, static_cast<std::size_t>(size));
   if (!bytes) {
     if (bytes.error().code != errc::chunk_not_found) return bytes.error();
@@ -1535,13 +1595,67 @@ Result<std::string> Engine::read_sealed_chunk(const StreamName& stream, std::uin
     return Error::make(errc::corruption, fmt::format("chunk {} of {} has {} bytes, {} committed", chunk, stream.str(),
                                                      bytes->size(), size));
   }
-  if (crc && crc32c::value(*bytes) != *crc) {
-    return Error::make(errc::corruption,
-                       fmt::format("chunk {} of {}: its local bytes ({}) fail their checksum (CRC32C {:08x}, {:08x} "
-                                   "committed): the file was damaged on disk; it is not shipped",
-                                   chunk, stream.str(), wal::chunk_path(id, chunk), crc32c::value(*bytes), *crc));
+  if (crc) {
+    if (const auto got = crc32c::value(*bytes); got != *crc) return chunk_damaged({id, chunk}, stream, got, *crc);
   }
   return bytes;
+}
+
+Error Engine::chunk_damaged(const std::pair<std::uint64_t, std::uint64_t>& key, const StreamName& stream, std::uint32_t got,
+                            std::uint32_t committed) const {
+  auto e = Error::make(errc::corruption,
+                       fmt::format("chunk {} of {}: its local file {} fails its checksum (CRC32C {:08x}, {:08x} "
+                                   "committed): the file was damaged on disk; the chunk is quarantined (neither "
+                                   "served nor shipped) until the Writer restarts",
+                                   key.second, stream.str(), wal::chunk_path(key.first, key.second), got, committed));
+  if (checks_->damaged(key, e) && options_.on_damaged_chunk) options_.on_damaged_chunk(e);
+  return e;
+}
+
+Result<void> Engine::check_file_part(const std::pair<std::uint64_t, std::uint64_t>& key, const StreamName& stream, std::uint64_t size,
+                                     std::uint32_t crc, const std::optional<TailView>& view,
+                                     std::uint64_t first) const {
+  // The file holds [0, start) and memory the rest. A checkpoint may have
+  // written bytes of a commit that is not visible yet (memory is added
+  // before the committed end moves): never check past `size`.
+  const std::uint64_t file_end = view ? std::min(view->start, size) : size;
+  if (first >= file_end) return {};  // the read is served from memory
+  auto seen = checks_->get(key);
+  if (seen.damaged) return *seen.damaged;
+  if (seen.upto >= file_end) return {};
+  auto f = files_->get(key.first, key.second, false);
+  if (!f) return f.error();
+  std::uint32_t prefix = seen.crc;
+  for (std::uint64_t pos = seen.upto; pos < file_end;) {
+    auto b = (*f)->pread(pos, static_cast<std::size_t>(std::min<std::uint64_t>(kCheckRead, file_end - pos)));
+    if (!b) return b.error();
+    if (b->empty()) {
+      auto e = Error::make(errc::corruption,
+                           fmt::format("chunk {} of {}: its local file {} ends at {} bytes, {} were written to it: "
+                                       "the file was damaged on disk; the chunk is quarantined until the Writer "
+                                       "restarts",
+                                       key.second, stream.str(), wal::chunk_path(key.first, key.second), pos,
+                                       file_end));
+      if (checks_->damaged(key, e) && options_.on_damaged_chunk) options_.on_damaged_chunk(e);
+      return e;
+    }
+    prefix = crc32c::extend(prefix, *b);
+    pos += b->size();
+  }
+  // The rest of the committed bytes are in memory.
+  std::uint32_t whole = prefix;
+  if (view) {
+    std::uint64_t at = view->start;
+    for (const auto& block : view->blocks) {
+      if (at >= size) break;
+      const auto take = static_cast<std::size_t>(std::min<std::uint64_t>(block->size(), size - at));
+      whole = crc32c::extend(whole, std::string_view(*block).substr(0, take));
+      at += take;
+    }
+  }
+  if (whole != crc) return chunk_damaged(key, stream, whole, crc);
+  checks_->checked(key, file_end, prefix);
+  return {};
 }
 
 Result<Cursor> Engine::end_of(const StreamName& stream) const {

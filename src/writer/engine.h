@@ -87,6 +87,10 @@ struct EngineOptions {
   // ship_queue() now), e.g. to wake the shipper: a chunk shipped before the
   // next checkpoint is never written to a local file. Must not block.
   std::function<void()> on_seal;
+  // Called once per chunk whose local file fails its checksum (RELIABILITY
+  // A6), on the reading thread, with the error: the chunk is quarantined
+  // (reads and shipping fail) until restart. Must not block.
+  std::function<void(const Error&)> on_damaged_chunk;
   // Called once, when the engine latches a failure (writes are refused
   // until restart), with the failure. Must be cheap and must not block.
   std::function<void(const Error&)> on_failure;
@@ -226,6 +230,13 @@ class Engine {
   struct Pending;
   class FileCache;
   class Tails;
+  class ChunkChecks;
+  // Committed bytes [start, end) of a chunk that are held in memory (Tails).
+  struct TailView {
+    std::uint64_t start = 0;
+    std::uint64_t end = 0;
+    std::vector<std::shared_ptr<const std::string>> blocks;
+  };
 
   Engine(wal::Fs& fs, EngineOptions options);
   Result<void> recover();
@@ -236,6 +247,18 @@ class Engine {
   bool commit_if_free();
   Result<void> write_out(std::uint64_t stream_id, std::uint64_t chunk_no);  // checkpoint: memory -> file
   Result<std::string> read_chunk(std::uint64_t id, std::uint64_t chunk, std::uint64_t pos, std::size_t len) const;
+  // RELIABILITY A6: before a read takes bytes of a chunk from its file
+  // (from byte `first` on), the file's part -- [0, start of the bytes in
+  // memory), or all `size` committed bytes -- continued by the bytes in
+  // memory must match the chunk's committed CRC32C `crc`. Each file byte is
+  // checked once (ChunkChecks); a mismatch quarantines the chunk.
+  [[nodiscard]] Result<void> check_file_part(const std::pair<std::uint64_t, std::uint64_t>& key,
+                                             const StreamName& stream, std::uint64_t size, std::uint32_t crc,
+                                             const std::optional<TailView>& view, std::uint64_t first) const;
+  // Quarantines a chunk whose local file failed its checksum (reported once
+  // through on_damaged_chunk) and returns the error every read then gets.
+  Error chunk_damaged(const std::pair<std::uint64_t, std::uint64_t>& key, const StreamName& stream, std::uint32_t got,
+                      std::uint32_t committed) const;
   void enqueue(std::unique_ptr<Pending> p);
   void fail_now(std::unique_ptr<Pending> p, const Error& e);
   // Sequencer prologue (mu_ held by `lock`): false, after answering `p`
@@ -292,6 +315,7 @@ class Engine {
   RecoveryReport report_;
   std::unique_ptr<FileCache> files_;
   std::unique_ptr<Tails> tails_;  // committed chunk bytes not in their files yet
+  std::unique_ptr<ChunkChecks> checks_;  // what the reads' checks of chunk files found
 
   // Sequencer: pending state and the queue.
   mutable std::mutex mu_;

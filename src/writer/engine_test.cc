@@ -772,6 +772,102 @@ TEST(Engine, ChunkBytesReachTheirFilesAtTheCheckpointOrNever) {
   EXPECT_EQ(regular(lines), acked);
 }
 
+// RELIABILITY A6, reads: a chunk file damaged on disk is never served. The
+// part of a chunk a read takes from its file is checked against the chunk's
+// committed CRC32C first; a damaged chunk fails every read with a corruption
+// error naming its file (reported once) and is not shipped; other chunks and
+// streams serve as before.
+TEST(Engine, ReadsNeverServeADamagedChunkFile) {
+  wal::SimFs fs(17);
+  auto opts = manual(4096);
+  opts.checkpoint_bytes = 1u << 30;  // only the explicit checkpoints below
+  std::vector<std::string> reported;
+  opts.on_damaged_chunk = [&reported](const Error& e) { reported.push_back(e.message); };
+  auto e = std::move(Engine::open(fs, opts).value());
+  ASSERT_TRUE(e->create_stream_sync(sn("/a")));
+  ASSERT_TRUE(e->create_stream_sync(sn("/b")));
+  std::map<std::string, std::vector<std::string>> acked;
+  auto append = [&](const char* stream, int n) {
+    for (int i = 0; i < n; ++i) {
+      auto& lines = acked[stream];
+      lines.push_back(fmt::format("{}-{:03}-{}", stream + 1, lines.size(), std::string(90, 'x')));
+      ASSERT_TRUE(e->append_sync(append_req(sn(stream), {lines.back()})));
+    }
+  };
+  append("/a", 100);  // chunks 0 and 1 sealed, chunk 2 live
+  append("/b", 10);
+  ASSERT_TRUE(e->checkpoint());  // every byte in a chunk file now
+  auto jobs = e->ship_queue();
+  ASSERT_GE(jobs.size(), 2u);
+  const std::uint64_t a_id = jobs[0].stream_id;
+  const std::uint64_t b_id = a_id + 1;  // created next
+  const std::string a0 = wal::chunk_path(a_id, 0);
+  const std::string b_live = wal::chunk_path(b_id, 0);
+  ASSERT_GT(file_size(fs, a0), 1000u);
+  EXPECT_EQ(regular(contents(read_stream(*e, sn("/a")).value())), acked["/a"]) << "no false alarm";
+  EXPECT_EQ(regular(contents(read_stream(*e, sn("/b")).value())), acked["/b"]);
+  EXPECT_TRUE(reported.empty());
+
+  auto flip = [&fs](const std::string& path, std::uint64_t at) {
+    auto f = fs.open(path, wal::OpenMode::read_write).value();
+    std::string byte = f->pread(at, 1).value();
+    ASSERT_EQ(byte.size(), 1u);
+    byte[0] = static_cast<char>(byte[0] ^ 0x01);  // 'x' -> 'y': still a valid line
+    ASSERT_TRUE(f->pwrite(byte, at));
+    ASSERT_TRUE(f->sync());
+  };
+
+  // Damaged at rest: a byte of sealed chunk 0 of /a flips while the Writer
+  // is down.
+  ASSERT_TRUE(e->close());
+  e.reset();
+  flip(a0, 1000);
+  e = std::move(Engine::open(fs, opts).value());
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    auto r = e->read(Cursor(sn("/a"), 0, 0), 1000);
+    ASSERT_FALSE(r) << "served " << r->lines << " lines of a damaged chunk";
+    EXPECT_EQ(r.error().code, errc::corruption);
+    EXPECT_NE(r.error().message.find(a0), std::string::npos) << r.error().message;
+    EXPECT_NE(r.error().message.find("quarantined"), std::string::npos) << r.error().message;
+  }
+  // A cursor in the middle of the chunk, past the damage, is refused too.
+  const auto line_len = static_cast<std::int64_t>(acked["/a"][0].size() + 2);
+  const std::int64_t created_len = static_cast<std::int64_t>(e->read(Cursor(sn("/a"), 1, 0), 1).value().bytes.size());
+  EXPECT_FALSE(e->read(Cursor(sn("/a"), 0, created_len + 20 * line_len), 1));
+  ASSERT_EQ(reported.size(), 1u) << "reported once";
+  EXPECT_NE(reported[0].find(a0), std::string::npos);
+  auto sealed = e->read_sealed_chunk(sn("/a"), 0);
+  ASSERT_FALSE(sealed) << "a damaged chunk is not shipped";
+  EXPECT_EQ(sealed.error().code, errc::corruption);
+  EXPECT_EQ(reported.size(), 1u);
+  // The other chunks of /a and all of /b serve.
+  EXPECT_TRUE(e->read(Cursor(sn("/a"), 1, 0), 1000));
+  EXPECT_TRUE(e->read_sealed_chunk(sn("/a"), 1));
+  EXPECT_EQ(regular(contents(read_stream(*e, sn("/b")).value())), acked["/b"]);
+
+  // Damaged after a check: /b's live chunk was checked up to its file's
+  // end; a checkpoint writes more of it and a byte of that new part flips.
+  // The next read that reaches into the file checks the new part.
+  const std::uint64_t checked = file_size(fs, b_live);
+  append("/b", 10);
+  ASSERT_TRUE(e->checkpoint());
+  ASSERT_GT(file_size(fs, b_live), checked + 100);
+  flip(b_live, checked + 50);
+  auto r = e->read(Cursor(sn("/b"), 0, 0), 1000);
+  ASSERT_FALSE(r) << "served the damaged new part";
+  EXPECT_EQ(r.error().code, errc::corruption);
+  EXPECT_NE(r.error().message.find(b_live), std::string::npos) << r.error().message;
+  EXPECT_EQ(reported.size(), 2u);
+  // Quarantined means every read of the chunk, also of bytes that are in
+  // memory; appends go on (the WAL holds them).
+  const auto end = e->end_of(sn("/b")).value();
+  append("/b", 1);
+  auto tail = e->read(end, 10);
+  ASSERT_FALSE(tail);
+  EXPECT_EQ(tail.error().code, errc::corruption);
+  EXPECT_EQ(reported.size(), 2u);
+}
+
 // on_seal fires after each commit that sealed chunks (the Writer wakes the
 // shipper with it), and only then.
 TEST(Engine, OnSealFiresForCommitsThatSealChunks) {
@@ -975,7 +1071,25 @@ void thirty_two_appenders(Submit how) {
       }
     });
   }
+  // Readers during the appends, rotations and background checkpoints: every
+  // read checks the file part of its chunk (RELIABILITY A6) while
+  // checkpoints move bytes from memory to files; never a false alarm.
+  std::atomic<bool> appending{true};
+  std::atomic<int> reads{0};
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 2; ++t) {
+    readers.emplace_back([&] {
+      while (appending.load()) {
+        auto r = read_stream(*e, sn("/c"));
+        ASSERT_TRUE(r) << r.error().message;
+        reads.fetch_add(1);
+      }
+    });
+  }
   for (auto& th : threads) th.join();
+  appending.store(false);
+  for (auto& th : readers) th.join();
+  EXPECT_GT(reads.load(), 2);
   auto lines = read_stream(*e, sn("/c")).value();
   std::set<std::pair<std::int64_t, std::int64_t>> positions;
   std::size_t regular = 0;
