@@ -7,7 +7,8 @@
 // chunk file or the snapshot, opens the engine and reads every stream back.
 // Oracle: a fault that changed bytes is detected (the engine refuses to open
 // with `corruption`, or a read of the damaged chunk fails with `corruption`
-// while every other stream reads back whole); nothing is ever served that
+// while every other stream reads back whole, and the scrub that runs first
+// finds it); nothing is ever served that
 // differs from what was acknowledged, and no stream silently ends early.
 //
 // The WAL's last record is left out on purpose: damage there is
@@ -239,6 +240,10 @@ TEST(CorruptionA6, EveryFaultAtRestIsDetectedAndNothingCorruptIsServed) {
       ++tally.refused_to_open;
       continue;
     }
+    // The scrub finds a damaged chunk file before anything reads it.
+    const auto scrub = (*e)->scrub([] { return true; });
+    EXPECT_EQ(scrub.errors, 0u) << what;
+    EXPECT_EQ(scrub.damaged, t.kind == Target::chunk && changed ? 1u : 0u) << what;
     int failed_streams = 0;
     bool wrong = false;
     StreamName failed = StreamName::root();
@@ -273,7 +278,8 @@ TEST(CorruptionA6, EveryFaultAtRestIsDetectedAndNothingCorruptIsServed) {
     if (::testing::Test::HasFailure()) break;  // one failing trial says enough
   }
   for (const auto& [fault, t] : tallies) {
-    fmt::print("A6 {:>18}: {:>6} trials, {:>4} changed nothing, {:>5} refused at open, {:>5} detected on read, "
+    fmt::print("A6 {:>18}: {:>6} trials, {:>4} changed nothing, {:>5} refused at open, {:>5} quarantined by the "
+               "scrub and failing reads, "
                "{} served corrupt, {} undetected\n",
                name(fault), t.trials, t.unchanged, t.refused_to_open, t.detected_on_read, t.served_corrupt,
                t.undetected);

@@ -245,6 +245,20 @@ constexpr std::size_t kRecycleHeaderBlock = 4096;  // zeroed at the start of a r
 constexpr std::size_t kWriteOutBatch = 1u << 20;   // chunk bytes per pwrite at a checkpoint
 constexpr std::size_t kCheckRead = 1u << 20;       // chunk file bytes per pread when a read checks a file
 
+// The committed size and checksum of a chunk of `s` that the Writer holds
+// (its live chunk or a sealed one not shipped yet).
+struct HeldChunk {
+  std::uint64_t size = 0;
+  std::optional<std::uint32_t> crc;
+};
+std::optional<HeldChunk> held_chunk(const StreamState& s, std::uint64_t chunk) {
+  if (chunk == s.chunk_no) return HeldChunk{s.size, s.crc};
+  auto it = s.sealed.find(chunk);
+  if (it == s.sealed.end()) return std::nullopt;
+  auto c = s.sealed_crc.find(chunk);
+  return HeldChunk{it->second, c == s.sealed_crc.end() ? std::nullopt : std::optional<std::uint32_t>(c->second)};
+}
+
 Error engine_closed() { return Error::make(errc::not_ready, "the storage engine is shut down"); }
 
 // Every directory fsync of the engine goes through here (harness mutant
@@ -1501,12 +1515,9 @@ Result<LiveRead> Engine::read(const Cursor& from, std::size_t max_lines) const {
       return Error::make(errc::stream_not_found, fmt::format("stream {} does not exist", from.stream().str()));
     }
     if (from.chunk() < 0) return Error::make(errc::invalid_cursor, "cannot read from an offset query cursor");
-    if (chunk == s->chunk_no) {
-      limit = s->size;
-      crc = s->crc;
-    } else if (auto it = s->sealed.find(chunk); it != s->sealed.end()) {
-      limit = it->second;
-      if (auto c = s->sealed_crc.find(chunk); c != s->sealed_crc.end()) crc = c->second;
+    if (auto held = held_chunk(*s, chunk)) {
+      limit = held->size;
+      crc = held->crc;
     } else {
       return Error::make(errc::chunk_not_found,
                          fmt::format("chunk {} of {} is not held by this Writer{}", chunk, from.stream().str(),
@@ -1599,6 +1610,50 @@ Result<std::string> Engine::read_sealed_chunk(const StreamName& stream, std::uin
     if (const auto got = crc32c::value(*bytes); got != *crc) return chunk_damaged({id, chunk}, stream, got, *crc);
   }
   return bytes;
+}
+
+Engine::ScrubReport Engine::scrub(const std::function<bool()>& keep_going) const {
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> chunks;
+  {
+    std::shared_lock lock(committed_mu_);
+    for (const auto& [id, s] : committed_.streams()) {
+      for (const auto& [chunk, size] : s.sealed) chunks.emplace_back(id, chunk);
+      chunks.emplace_back(id, s.chunk_no);
+    }
+  }
+  std::sort(chunks.begin(), chunks.end());  // file name order
+  ScrubReport report;
+  for (const auto& key : chunks) {
+    if (!keep_going()) {
+      report.stopped = true;
+      break;
+    }
+    StreamName name;
+    std::optional<HeldChunk> held;
+    std::optional<TailView> view;
+    {
+      std::shared_lock lock(committed_mu_);
+      const StreamState* s = committed_.find(key.first);
+      if (s == nullptr || !(held = held_chunk(*s, key.second))) continue;  // shipped meanwhile
+      name = s->name;
+      view = tails_->view(key);
+    }
+    if (!held->crc) {
+      ++report.unchecked;
+      continue;
+    }
+    auto r = check_file_part(key, name, held->size, *held->crc, view, 0);
+    ++report.chunks;
+    report.bytes += held->size;
+    if (r) continue;
+    if (r.error().code == errc::corruption) {
+      ++report.damaged;
+    } else if (r.error().code != errc::chunk_not_found) {  // chunk_not_found: shipped meanwhile
+      ++report.errors;
+      if (!report.first_error) report.first_error = r.error();
+    }
+  }
+  return report;
 }
 
 Error Engine::chunk_damaged(const std::pair<std::uint64_t, std::uint64_t>& key, const StreamName& stream, std::uint32_t got,

@@ -823,6 +823,18 @@ TEST(Engine, ReadsNeverServeADamagedChunkFile) {
   e.reset();
   flip(a0, 1000);
   e = std::move(Engine::open(fs, opts).value());
+  // The scrub finds it before any read: every held chunk checked, one damaged.
+  const auto stopped = e->scrub([] { return false; });
+  EXPECT_TRUE(stopped.stopped);
+  EXPECT_EQ(stopped.chunks, 0u);
+  const auto scrubbed = e->scrub([] { return true; });
+  EXPECT_FALSE(scrubbed.stopped);
+  EXPECT_EQ(scrubbed.damaged, 1u);
+  EXPECT_EQ(scrubbed.errors, 0u);
+  EXPECT_EQ(scrubbed.chunks, jobs.size() + 4) << "the sealed chunks and the live chunks of /, /_sub, /a, /b";
+  ASSERT_EQ(reported.size(), 1u);
+  EXPECT_EQ(e->scrub([] { return true; }).damaged, 1u) << "still quarantined";
+  EXPECT_EQ(reported.size(), 1u) << "reported once";
   for (int attempt = 0; attempt < 2; ++attempt) {
     auto r = e->read(Cursor(sn("/a"), 0, 0), 1000);
     ASSERT_FALSE(r) << "served " << r->lines << " lines of a damaged chunk";

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # RELIABILITY A6 through the real binary: a chunk file damaged on disk while
 # the Writer is down (one byte flipped, the line still valid text) is never
-# served. After the restart every live read of that chunk is 500 corruption
+# served. The scrub after the restart finds it first; every live read of that chunk is 500 corruption
 # naming the file, the damage is logged once and counted in
 # horizon_damaged_chunks_total, another stream in the same data directory
 # serves every line, appends go on, and no token appears in the log.
@@ -40,6 +40,10 @@ PY
 rel=${file#"$DATA"/}
 
 start_writer "$DATA" || { fail "writer restart"; finish; exit 1; }
+# The scrub after the start finds it before anyone reads it.
+for _ in $(seq 1 100); do grep -q "scrub:" "$TMP/writer.log" && break; sleep 0.05; done
+contains "the scrub finds the damaged chunk" "scrub: 1 of 4 held chunks damaged" "$(grep "scrub:" "$TMP/writer.log")"
+check "counted by the scrub" 1 "$(metric horizon_damaged_chunks_total)"
 for attempt in 1 2; do
   api POST /writer/liveread '{"Cursor":"/a:0:0","MaxLinesToRead":1000}'
   check "damaged chunk read $attempt: status" 500 "$STATUS"
