@@ -13,6 +13,14 @@ duplicate, batch atomicity, inconsistent offset, reorder, torn/partial lines;
 the read is repeated (same process, then after one more kill -9) and must
 agree, and some stream must have rotated.
 
+With --fiu-probability P (RELIABILITY row A8) the Writer runs under libfiu's
+POSIX preload (fiu-run -x, Debian package fiu-utils): each pread, pwrite,
+ftruncate, fsync and fdatasync fails with probability P (an errno the call
+may return: EIO, EINTR, ENOSPC, EINVAL, ...) and reads and writes come back
+short with probability 5P. A Writer then stops by itself (fail-stop, exit
+74) or refuses to start (exit 1) and is restarted; none may die by a signal,
+and the oracle is the same. The final reads run without faults.
+
 Python 3.11 standard library only. Prints "N passed, N failed" (one per
 check kind) and exits non-zero on any failure. The binary is $HORIZON, or
 <script dir>/../../build/horizon.
@@ -80,22 +88,67 @@ def percentile(values, p):
 # The Writer process
 
 
+# RELIABILITY A8: file I/O calls libfiu's POSIX preload can fail (fiu-run -x).
+# The engine reaches files through pread/pwrite/ftruncate/fsync/fdatasync
+# (opens go through openat/openat2 and renames through renameat, which the
+# preload does not wrap). A failed call returns -1 with an errno the call may
+# return (EIO, EINTR, ENOSPC, ...); a "reduce" point makes a short read/write.
+FIU_POINTS = ["posix/io/rw/pwrite", "posix/io/rw/pread", "posix/io/rw/ftruncate", "posix/io/sync/fsync",
+              "posix/io/sync/fdatasync"]
+FIU_REDUCE_POINTS = ["posix/io/rw/pwrite/reduce", "posix/io/rw/pread/reduce"]
+
+
+def fiu_prefix(probability, reduce_probability):
+    argv = ["fiu-run", "-x", "-f", ""]
+    for p in FIU_POINTS:
+        argv += ["-c", f"enable_random name={p},probability={probability}"]
+    for p in FIU_REDUCE_POINTS:
+        argv += ["-c", f"enable_random name={p},probability={reduce_probability}"]
+    return argv
+
+
 class Writer:
-    def __init__(self, binary, data, log_path):
+    def __init__(self, binary, data, log_path, fault_prefix=None):
         self.binary = binary
         self.data = data
         self.log_path = log_path
+        self.fault_prefix = fault_prefix or []  # e.g. fiu-run: started under injected I/O faults
+        self.exits = {}  # exit status -> count, of Writers that exited by themselves
         self.proc = None
         self.addr = None  # (host, port) while a ready Writer runs, else None
         self.starts = 0
         self.engine_lines = []  # (streams, commits replayed, WAL tail bytes cut) per start
         self.last_log_offset = 0
 
-    def start(self):
+    def start(self, faults=True):
         """Starts the Writer and waits (bounded) until it logs `ready: api`.
-        Returns the time from spawn to ready, in seconds."""
+        Returns the time from spawn to ready, in seconds. Under injected
+        faults a start that fails with an exit status (a clean refusal) is
+        retried, up to 50 in a row; a start killed by a signal is not."""
+        for attempt in range(50):
+            try:
+                return self.start_once(faults)
+            except StartError as e:
+                rc = self.proc.returncode if self.proc is not None and self.proc.poll() is not None else None
+                if not (faults and self.fault_prefix) or rc is None or rc < 0:
+                    raise
+                self.exits[rc] = self.exits.get(rc, 0) + 1
+                self.proc = None
+        raise StartError("50 starts in a row failed under injected faults")
+
+    def exited_by_itself(self):
+        """The exit status if the Writer ended on its own (e.g. fail-stop), else None."""
+        if self.proc is None or self.proc.poll() is None:
+            return None
+        rc = self.proc.returncode
+        self.exits[rc] = self.exits.get(rc, 0) + 1
+        self.proc = None
+        self.addr = None
+        return rc
+
+    def start_once(self, faults):
         self.last_log_offset = os.path.getsize(self.log_path) if os.path.exists(self.log_path) else 0
-        argv = [self.binary, "writer", "--data", self.data, "--api", "127.0.0.1:0", "--pubsub", "127.0.0.1:0",
+        argv = (self.fault_prefix if faults else []) + [self.binary, "writer", "--data", self.data, "--api", "127.0.0.1:0", "--pubsub", "127.0.0.1:0",
                 "--metrics", "127.0.0.1:0", "--chunk-size", str(CHUNK_SIZE),
                 "--checkpoint-bytes", str(CHECKPOINT_BYTES)]
         t0 = time.monotonic()
@@ -521,10 +574,16 @@ def main():
     ap.add_argument("--cycles", type=int, default=100, help="kill -9 cycles (default 100)")
     ap.add_argument("--seed", type=int, default=20240601, help="seed of the random choices")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory (data dir + log)")
+    ap.add_argument("--fiu-probability", type=float, default=0.0,
+                    help="RELIABILITY A8: run the Writer under fiu-run, each file read, write, truncate and sync "
+                         "failing with this probability (and reads/writes cut short at 5 times it, at most 0.5); "
+                         "the final reads run without faults (default 0: off)")
     args = ap.parse_args()
 
     binary = os.environ.get("HORIZON") or DEFAULT_HORIZON
-    print(f"kill9_a1: seed {args.seed}, cycles {args.cycles}, binary {binary}", flush=True)
+    fault_prefix = fiu_prefix(args.fiu_probability, min(0.5, 5 * args.fiu_probability)) if args.fiu_probability else []
+    print(f"kill9_a1: seed {args.seed}, cycles {args.cycles}, binary {binary}"
+          + (f", injected I/O faults: {' '.join(fault_prefix)}" if fault_prefix else ""), flush=True)
     rng = random.Random(args.seed)
     t_begin = time.monotonic()
 
@@ -536,7 +595,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="eh-kill9-")
     data = os.path.join(tmp, "data")
     log_path = os.path.join(tmp, "writer.log")
-    writer = Writer(binary, data, log_path)
+    writer = Writer(binary, data, log_path, fault_prefix)
     stop = threading.Event()
     clients = []
     restart_times = []
@@ -561,6 +620,7 @@ def main():
         restart_error = None
         for cycle in range(args.cycles):
             time.sleep(rng.uniform(0.05, 0.6))
+            writer.exited_by_itself()  # under injected faults: a fail-stop
             writer.kill9()
             state["cycle"] = cycle + 1
             try:
@@ -593,9 +653,10 @@ def main():
         if unfinished:
             raise RuntimeError(f"{len(unfinished)} ops without an outcome, e.g. {unfinished[0]!r}")
         if restart_error is None:
+            writer.exited_by_itself()
             writer.kill9()
             try:
-                restart_times.append(writer.start())
+                restart_times.append(writer.start(faults=False))
             except StartError as e:
                 restart_error = f"final restart: {e}"
                 print(f"FAIL: {restart_error}; the Writer's log since the start:", file=sys.stderr)
@@ -608,7 +669,7 @@ def main():
             read2 = read_all(api, writer.addr, streams, (binary, data))
             writer.kill9()
             try:
-                writer.start()
+                writer.start(faults=False)
             except StartError as e:
                 restart_error = f"restart before the third read: {e}"
                 print(f"FAIL: {restart_error}; the Writer's log:", file=sys.stderr)
@@ -659,6 +720,11 @@ def main():
             print(f"recovery: commits replayed per start p50 {percentile(replayed, 50)}, max {max(replayed)}; "
                   f"starts with a WAL tail cut (torn or stale) {len(torn_tails)} (max {max(torn_tails, default=0)} bytes)")
         print(f"writer log lines by level: {levels}; graceful stop exit status: {stop_status}")
+        crashes = {rc: n for rc, n in writer.exits.items() if rc < 0}
+        if fault_prefix:
+            print(f"Writers that exited by themselves under injected faults, by exit status: "
+                  f"{dict(sorted(writer.exits.items()))} (74: fail-stop after a storage failure; "
+                  f"negative: killed by a signal, a crash)")
         for line in notable[:10]:
             print(f"  log: {line}")
         for kind in ("lost", "phantom", "duplicate", "batch_atomicity", "inconsistent_offset", "reorder", "torn"):
@@ -676,6 +742,10 @@ def main():
         results.append(("reads_agree", restart_error is None and not reads_diffs))
         results.append(("rotations", max_chunk >= 1))
         results.append(("checkpoints", highest_segment >= 10))
+        results.append(("no_crash", not crashes))
+        if fault_prefix:
+            # The faults happened: Writers stopped on storage failures, or refused to start.
+            results.append(("faults_injected", sum(n for rc, n in writer.exits.items() if rc > 0) >= 5))
         for name, good in results:
             (passed_checks if good else failed_checks).append(name)
         for name in failed_checks:
