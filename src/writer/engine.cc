@@ -121,7 +121,10 @@ class Engine::Tails {
     std::lock_guard lock(mu_);
     auto it = map_.find(key);
     if (it == map_.end() || it->second.blocks.empty()) return std::nullopt;
-    return View{it->second.start, it->second.end, {it->second.blocks.begin(), it->second.blocks.end()}};
+    return std::optional<View>(std::in_place, it->second.start, it->second.end,
+                               std::vector<std::shared_ptr<const std::string>>(it->second.blocks.begin(),
+                                                                               it->second.blocks.end()),
+                               &mu_);
   }
 
   // The file now holds everything below `upto` (a block end): forget those blocks.

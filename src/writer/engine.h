@@ -36,6 +36,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <utility>
 #include <shared_mutex>
 #include <string>
 #include <thread>
@@ -246,11 +247,40 @@ class Engine {
   class FileCache;
   class Tails;
   class ChunkChecks;
-  // Committed bytes [start, end) of a chunk that are held in memory (Tails).
+  // Committed bytes [start, end) of a chunk that are held in memory (Tails),
+  // for reading outside Tails' lock. The view lets go of its blocks under
+  // that lock (`release_mu`): a commit grows a block in place only when no
+  // view holds it, and the lock orders a view's reads before that growth.
   struct TailView {
     std::uint64_t start = 0;
     std::uint64_t end = 0;
     std::vector<std::shared_ptr<const std::string>> blocks;
+    std::mutex* release_mu = nullptr;
+
+    TailView(std::uint64_t s, std::uint64_t e, std::vector<std::shared_ptr<const std::string>> b, std::mutex* mu)
+        : start(s), end(e), blocks(std::move(b)), release_mu(mu) {}
+    TailView(TailView&& o) noexcept
+        : start(o.start), end(o.end), blocks(std::move(o.blocks)), release_mu(std::exchange(o.release_mu, nullptr)) {}
+    TailView& operator=(TailView&& o) noexcept {
+      if (this != &o) {
+        release();
+        start = o.start;
+        end = o.end;
+        blocks = std::move(o.blocks);
+        release_mu = std::exchange(o.release_mu, nullptr);
+      }
+      return *this;
+    }
+    TailView(const TailView&) = delete;
+    TailView& operator=(const TailView&) = delete;
+    ~TailView() { release(); }
+    void release() noexcept {
+      if (release_mu != nullptr && !blocks.empty()) {
+        std::lock_guard lock(*release_mu);
+        blocks.clear();
+      }
+      blocks.clear();
+    }
   };
 
   Engine(wal::Fs& fs, EngineOptions options);
