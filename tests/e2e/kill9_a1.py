@@ -14,7 +14,7 @@ the read is repeated (same process, then after one more kill -9) and must
 agree, and some stream must have rotated.
 
 With --fiu-probability P (RELIABILITY row A8) the Writer runs under libfiu's
-POSIX preload (fiu-run -x, Debian package fiu-utils): each pread, pwrite,
+POSIX preload (set up as fiu-run -x does; Debian package fiu-utils): each pread, pwrite,
 ftruncate, fsync and fdatasync fails with probability P (an errno the call
 may return: EIO, EINTR, ENOSPC, EINVAL, ...) and reads and writes come back
 short with probability 5P. A Writer then stops by itself (fail-stop, exit
@@ -88,7 +88,8 @@ def percentile(values, p):
 # The Writer process
 
 
-# RELIABILITY A8: file I/O calls libfiu's POSIX preload can fail (fiu-run -x).
+# RELIABILITY A8: file I/O calls libfiu's POSIX preload can fail (as fiu-run -x
+# sets it up).
 # The engine reaches files through pread/pwrite/ftruncate/fsync/fdatasync
 # (opens go through openat/openat2 and renames through renameat, which the
 # preload does not wrap). A failed call returns -1 with an errno the call may
@@ -96,23 +97,33 @@ def percentile(values, p):
 FIU_POINTS = ["posix/io/rw/pwrite", "posix/io/rw/pread", "posix/io/rw/ftruncate", "posix/io/sync/fsync",
               "posix/io/sync/fdatasync"]
 FIU_REDUCE_POINTS = ["posix/io/rw/pwrite/reduce", "posix/io/rw/pread/reduce"]
+FIU_LIB_DIR = "/usr/lib/fiu"
 
 
-def fiu_prefix(probability, reduce_probability):
-    argv = ["fiu-run", "-x", "-f", ""]
-    for p in FIU_POINTS:
-        argv += ["-c", f"enable_random name={p},probability={probability}"]
-    for p in FIU_REDUCE_POINTS:
-        argv += ["-c", f"enable_random name={p},probability={reduce_probability}"]
-    return argv
+def fiu_env(binary, probability, reduce_probability):
+    """The environment fiu-run -x would set (FIU_ENABLE: one command per
+    line), with an ASan build's runtime preloaded first (ASan requires it)
+    and libfiu's own small leak suppressed."""
+    commands = [f"enable_random name={p},probability={probability}" for p in FIU_POINTS]
+    commands += [f"enable_random name={p},probability={reduce_probability}" for p in FIU_REDUCE_POINTS]
+    preload = [os.path.join(FIU_LIB_DIR, "fiu_run_preload.so"), os.path.join(FIU_LIB_DIR, "fiu_posix_preload.so")]
+    env = {"FIU_ENABLE": "\n".join(commands), "FIU_CTRL_FIFO": ""}
+    ldd = subprocess.run(["ldd", binary], capture_output=True, text=True).stdout
+    asan = re.search(r"(\S*libasan\.so\S*) => (\S+)", ldd)
+    if asan:
+        preload.insert(0, asan.group(2))
+        env["LSAN_OPTIONS"] = ":".join(x for x in (os.environ.get("LSAN_OPTIONS", ""),
+                                                   f"suppressions={os.path.join(SCRIPT_DIR, 'lsan-fiu.supp')}") if x)
+    env["LD_PRELOAD"] = " ".join(preload)
+    return env
 
 
 class Writer:
-    def __init__(self, binary, data, log_path, fault_prefix=None):
+    def __init__(self, binary, data, log_path, fault_env=None):
         self.binary = binary
         self.data = data
         self.log_path = log_path
-        self.fault_prefix = fault_prefix or []  # e.g. fiu-run: started under injected I/O faults
+        self.fault_env = fault_env or {}  # e.g. libfiu's: started under injected I/O faults
         self.exits = {}  # exit status -> count, of Writers that exited by themselves
         self.proc = None
         self.addr = None  # (host, port) while a ready Writer runs, else None
@@ -130,7 +141,7 @@ class Writer:
                 return self.start_once(faults)
             except StartError as e:
                 rc = self.proc.returncode if self.proc is not None and self.proc.poll() is not None else None
-                if not (faults and self.fault_prefix) or rc is None or rc < 0:
+                if not (faults and self.fault_env) or rc is None or rc < 0:
                     raise
                 self.exits[rc] = self.exits.get(rc, 0) + 1
                 self.proc = None
@@ -148,16 +159,17 @@ class Writer:
 
     def start_once(self, faults):
         self.last_log_offset = os.path.getsize(self.log_path) if os.path.exists(self.log_path) else 0
-        argv = (self.fault_prefix if faults else []) + [self.binary, "writer", "--data", self.data, "--api", "127.0.0.1:0", "--pubsub", "127.0.0.1:0",
+        argv = [self.binary, "writer", "--data", self.data, "--api", "127.0.0.1:0", "--pubsub", "127.0.0.1:0",
                 "--metrics", "127.0.0.1:0", "--chunk-size", str(CHUNK_SIZE),
                 "--checkpoint-bytes", str(CHECKPOINT_BYTES)]
+        env = dict(os.environ, **self.fault_env) if faults and self.fault_env else None
         t0 = time.monotonic()
         deadline = t0 + START_TIMEOUT
         while True:  # the binary may be missing for a moment while it is rebuilt
             try:
                 with open(self.log_path, "ab") as logf:
                     self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
-                                                 close_fds=True)
+                                                 close_fds=True, env=env)
                 break
             except OSError as e:  # ENOENT, ETXTBSY, EACCES
                 if time.monotonic() > deadline:
@@ -581,9 +593,9 @@ def main():
     args = ap.parse_args()
 
     binary = os.environ.get("HORIZON") or DEFAULT_HORIZON
-    fault_prefix = fiu_prefix(args.fiu_probability, min(0.5, 5 * args.fiu_probability)) if args.fiu_probability else []
+    fault_env = fiu_env(binary, args.fiu_probability, min(0.5, 5 * args.fiu_probability)) if args.fiu_probability else {}
     print(f"kill9_a1: seed {args.seed}, cycles {args.cycles}, binary {binary}"
-          + (f", injected I/O faults: {' '.join(fault_prefix)}" if fault_prefix else ""), flush=True)
+          + (f", injected I/O faults: {fault_env}" if fault_env else ""), flush=True)
     rng = random.Random(args.seed)
     t_begin = time.monotonic()
 
@@ -595,7 +607,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="eh-kill9-")
     data = os.path.join(tmp, "data")
     log_path = os.path.join(tmp, "writer.log")
-    writer = Writer(binary, data, log_path, fault_prefix)
+    writer = Writer(binary, data, log_path, fault_env)
     stop = threading.Event()
     clients = []
     restart_times = []
@@ -721,7 +733,7 @@ def main():
                   f"starts with a WAL tail cut (torn or stale) {len(torn_tails)} (max {max(torn_tails, default=0)} bytes)")
         print(f"writer log lines by level: {levels}; graceful stop exit status: {stop_status}")
         crashes = {rc: n for rc, n in writer.exits.items() if rc < 0}
-        if fault_prefix:
+        if fault_env:
             print(f"Writers that exited by themselves under injected faults, by exit status: "
                   f"{dict(sorted(writer.exits.items()))} (74: fail-stop after a storage failure; "
                   f"negative: killed by a signal, a crash)")
@@ -743,7 +755,7 @@ def main():
         results.append(("rotations", max_chunk >= 1))
         results.append(("checkpoints", highest_segment >= 10))
         results.append(("no_crash", not crashes))
-        if fault_prefix:
+        if fault_env:
             # The faults happened: Writers stopped on storage failures, or refused to start.
             results.append(("faults_injected", sum(n for rc, n in writer.exits.items() if rc > 0) >= 5))
         for name, good in results:
