@@ -14,8 +14,9 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   # independent peers used by the test suite
   curl openssl strace prometheus python3 nodejs
-  # libfiu's POSIX preload (fiu-run): injected file I/O errors, RELIABILITY A8
-  fiu-utils
+  # libfiu's POSIX preload (fiu-run): injected file I/O errors, RELIABILITY A8;
+  # libfaketime: wall-clock jumps, RELIABILITY D1
+  fiu-utils faketime
   # OpenStack Swift with s3api (in python3-swift) for the object-store tests
   swift-proxy swift-account swift-container swift-object
 )

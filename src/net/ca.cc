@@ -489,6 +489,24 @@ Result<void> verify_server_cert(std::string_view cert_pem, std::string_view ca_p
   return crypto_failure(is_ip ? "X509_check_ip_asc" : "X509_check_host");
 }
 
+Result<CertificateValidity> certificate_validity(std::string_view cert_pem) {
+  ErrorQueueScope errors;
+  auto cert = parse_certificate(cert_pem, "certificate");
+  if (!cert) return cert.error();
+  auto to_time = [](const ASN1_TIME* t, const char* which) -> Result<std::time_t> {
+    std::tm tm = {};
+    if (t == nullptr || ASN1_TIME_to_tm(t, &tm) != 1) return crypto_failure(fmt::format("ASN1_TIME_to_tm({})", which));
+    const std::time_t v = timegm(&tm);
+    if (v == static_cast<std::time_t>(-1)) return Error::make(errc::internal, "timegm failed");
+    return v;
+  };
+  auto nb = to_time(X509_get0_notBefore(cert->get()), "notBefore");
+  if (!nb) return nb.error();
+  auto na = to_time(X509_get0_notAfter(cert->get()), "notAfter");
+  if (!na) return na.error();
+  return CertificateValidity{*nb, *na};
+}
+
 Result<std::string> certificate_fingerprint_sha256(std::string_view cert_pem) {
   ErrorQueueScope errors;
   auto cert = parse_certificate(cert_pem, "certificate");

@@ -7,6 +7,7 @@
 
 #include "core/errc.h"
 
+#include <ctime>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -58,6 +59,14 @@ struct CertifiedKey {
 // message names the host). Messages never contain key material.
 [[nodiscard]] Result<void> verify_server_cert(std::string_view cert_pem, std::string_view ca_pem,
                                               std::string_view host);
+
+// The validity period of the first certificate in `cert_pem`, as Unix times
+// (seconds, UTC). Errors: invalid_argument if the PEM does not parse.
+struct CertificateValidity {
+  std::time_t not_before = 0;
+  std::time_t not_after = 0;
+};
+[[nodiscard]] Result<CertificateValidity> certificate_validity(std::string_view cert_pem);
 
 // Lower-case hex (64 characters) of the SHA-256 of the first certificate's DER
 // encoding; the same as `openssl x509 -noout -fingerprint -sha256` without the

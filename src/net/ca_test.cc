@@ -263,6 +263,22 @@ TEST_F(CaTest, ServerCertValidityIsFiveYearsFromAnHourAgo) {
   EXPECT_LE(days_left, 5 * 365 + 2);
 }
 
+TEST_F(CaTest, CertificateValidityReadsBothEnds) {
+  X509Ptr cert = parse(server_->cert_pem);
+  auto v = certificate_validity(server_->cert_pem);
+  ASSERT_TRUE(v) << v.error().message;
+  const std::time_t now = std::time(nullptr);
+  EXPECT_NEAR(static_cast<double>(now - v->not_before), 3600.0, 120.0);
+  EXPECT_NEAR(static_cast<double>(v->not_after - now),
+              static_cast<double>(seconds_between(nullptr, X509_get0_notAfter(cert.get()))), 5.0);
+  auto ca = certificate_validity(ca_->cert_pem);
+  ASSERT_TRUE(ca);
+  EXPECT_GT(ca->not_after, v->not_after) << "the CA lasts 10 years, the server certificate 5";
+  auto bad = certificate_validity("not a certificate");
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code, errc::invalid_argument);
+}
+
 TEST_F(CaTest, VerifyFailsForAHostNotInTheSans) {
   for (const char* host : {"evil.example", "localhost.evil.example", "10.0.0.1", "::2", "horizon writer"}) {
     auto r = verify_server_cert(server_->cert_pem, ca_->cert_pem, host);

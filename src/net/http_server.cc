@@ -303,7 +303,9 @@ struct HttpServer::Impl {
 
   Impl(HttpServerOptions o, Handler h) : options(std::move(o)), handler(std::move(h)) {}
 
-  Result<void> setup_tls() { return configure_server_tls(tls, options.cert_pem, options.key_pem, options.name); }
+  Result<void> setup_tls() {
+    return configure_server_tls(tls, options.cert_pem, options.key_pem, options.name, options.credentials);
+  }
 
   Result<void> listen() {
     boost::system::error_code ec;

@@ -13,6 +13,7 @@
 
 #include "core/errc.h"
 #include "net/http_types.h"
+#include "net/tls.h"
 
 #include <chrono>
 #include <cstdint>
@@ -27,6 +28,9 @@ struct HttpServerOptions {
   bool tls = true;
   std::string cert_pem;  // server certificate (and chain) for TLS
   std::string key_pem;
+  // Instead of cert_pem/key_pem: a pair that can be replaced while the
+  // server runs (renewal); new handshakes present the current one.
+  std::shared_ptr<ServerCredentials> credentials;
   std::size_t max_header_bytes = 16 * 1024;
   std::size_t max_body_bytes = 16 * 1024 * 1024;
   std::chrono::milliseconds header_timeout{10'000};  // also the keep-alive idle timeout

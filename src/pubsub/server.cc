@@ -516,7 +516,7 @@ asio::awaitable<void> accept_loop(ServerCore* srv) {
 }  // namespace
 
 Result<void> ServerCore::setup_tls() {
-  return net::configure_server_tls(tls, options.cert_pem, options.key_pem, "pubsub server");
+  return net::configure_server_tls(tls, options.cert_pem, options.key_pem, "pubsub server", options.credentials);
 }
 
 Result<void> ServerCore::listen() {

@@ -10,6 +10,7 @@
 // stop() from one owning thread.
 
 #include "core/errc.h"
+#include "net/tls.h"
 
 #include <chrono>
 #include <cstddef>
@@ -30,6 +31,9 @@ struct ServerOptions {
   std::uint16_t port = 0;          // 0: any free port (see Server::port)
   std::string cert_pem;            // server certificate (and chain)
   std::string key_pem;             // its private key (never logged)
+  // Instead of cert_pem/key_pem: a pair that can be replaced while the
+  // server runs (renewal); new handshakes present the current one.
+  std::shared_ptr<net::ServerCredentials> credentials;
   std::string token;               // clients must send `AUTH <token>`; 1+ bytes in 0x21-0x7E
   std::size_t max_clients = 1024;  // over it, new connections are closed at once
   // A connection that has not completed the TLS handshake and a correct

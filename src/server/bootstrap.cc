@@ -147,7 +147,7 @@ Result<WriterIdentity> bootstrap_or_load(const BootstrapConfig& c, store::Object
     if (auto r = net::write_public_file((dir / "identity.json").string(), json::serialize(ident) + "\n"); !r) {
       return r.error();
     }
-    id = WriterIdentity{*writer_id, *token, *key, ca->cert_pem, server->cert_pem, server->key_pem, true};
+    id = WriterIdentity{*writer_id, *token, *key, ca->cert_pem, server->cert_pem, server->key_pem, true, {}};
   } else {
     boost::system::error_code ec;
     auto v = json::parse(**identity_text, ec);
@@ -185,18 +185,73 @@ Result<WriterIdentity> bootstrap_or_load(const BootstrapConfig& c, store::Object
     id.ca_pem = *ca_pem;
     id.server_cert_pem = *cert;
     id.server_key_pem = *key;
-    const std::string host = c.advertise_host.empty() ? "localhost" : c.advertise_host;
-    if (!net::verify_server_cert(id.server_cert_pem, id.ca_pem, host)) {
-      // The advertised host changed: issue a new server certificate.
-      auto server = net::issue_server_cert(net::CertifiedKey{id.ca_pem, *ca_key}, host, cert_hosts(c.advertise_host));
-      if (!server) return server.error();
-      if (auto r = net::write_secret_file((dir / "tls" / "server-key.pem").string(), server->key_pem); !r) return r.error();
-      if (auto r = net::write_public_file((dir / "tls" / "server.pem").string(), server->cert_pem); !r) return r.error();
-      id.server_cert_pem = server->cert_pem;
-      id.server_key_pem = server->key_pem;
+    auto renewal = renew_server_cert_if_due(c.data_dir, c.advertise_host, id.ca_pem, id.server_cert_pem,
+                                            std::time(nullptr));
+    if (!renewal) return renewal.error();
+    if (*renewal) {
+      id.server_cert_pem = (*renewal)->cert_pem;
+      id.server_key_pem = (*renewal)->key_pem;
+      id.renewed = (*renewal)->reason;
     }
   }
   return id;
+}
+
+namespace {
+
+std::string utc_date(std::time_t t) {
+  std::tm tm = {};
+  gmtime_r(&t, &tm);
+  return fmt::format("{:04}-{:02}-{:02}", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+}
+
+std::int64_t days_between(std::time_t from, std::time_t to) { return (static_cast<std::int64_t>(to) - from) / 86400; }
+
+}  // namespace
+
+Result<std::optional<Renewal>> renew_server_cert_if_due(const std::string& data_dir, const std::string& advertise_host,
+                                                        std::string_view ca_pem, std::string_view cert_pem,
+                                                        std::time_t now) {
+  const auto window = std::chrono::duration_cast<std::chrono::seconds>(kRenewBefore).count();
+  auto cert = net::certificate_validity(cert_pem);
+  auto ca = net::certificate_validity(ca_pem);
+  if (!ca) return ca.error();
+  const std::string host = advertise_host.empty() ? "localhost" : advertise_host;
+  // A CA that has expired cannot sign anything clients accept, and a new
+  // certificate cannot outlive the CA (ca_expiry_warning says so).
+  if (ca->not_after <= now) return std::nullopt;
+  std::string reason;
+  if (!cert) {
+    reason = "the certificate does not parse";
+  } else if (cert->not_after - now < window) {
+    if (ca->not_after <= cert->not_after) return std::nullopt;  // a new one could not last longer
+    reason = cert->not_after <= now ? fmt::format("it expired on {}", utc_date(cert->not_after))
+                                    : fmt::format("it expires on {}, in {} days", utc_date(cert->not_after),
+                                                  days_between(now, cert->not_after));
+  } else if (auto v = net::verify_server_cert(cert_pem, ca_pem, host); !v) {
+    reason = fmt::format("it does not verify for {}: {}", host, v.error().message);
+  } else {
+    return std::nullopt;
+  }
+  const fs::path dir = fs::path(data_dir) / "tls";
+  auto ca_key = must_read(dir / "ca-key.pem");
+  if (!ca_key) return ca_key.error();
+  auto server = net::issue_server_cert(net::CertifiedKey{std::string(ca_pem), *ca_key}, host, cert_hosts(advertise_host));
+  if (!server) return server.error();
+  if (auto r = net::write_secret_file((dir / "server-key.pem").string(), server->key_pem); !r) return r.error();
+  if (auto r = net::write_public_file((dir / "server.pem").string(), server->cert_pem); !r) return r.error();
+  return Renewal{server->cert_pem, server->key_pem, reason};
+}
+
+std::optional<std::string> ca_expiry_warning(std::string_view ca_pem, std::time_t now) {
+  auto ca = net::certificate_validity(ca_pem);
+  if (!ca) return fmt::format("the internal CA certificate does not parse: {}", ca.error().message);
+  const auto window = std::chrono::duration_cast<std::chrono::seconds>(kCaWarnBefore).count();
+  if (ca->not_after - now >= window) return std::nullopt;
+  return fmt::format("the internal CA {} on {}: clients verify this Writer against it (ca.pem, the store's "
+                     "discovery record) and cannot once it has expired; it is not renewed automatically",
+                     ca->not_after <= now ? "expired" : fmt::format("expires in {} days,", days_between(now, ca->not_after)),
+                     utc_date(ca->not_after));
 }
 
 }  // namespace horizon::server

@@ -12,14 +12,18 @@
 // the store once it listens (publish_discovery).
 //
 // Later starts: refuse if the data directory belongs to another store or
-// the store's discovery names another Writer; reissue the server
-// certificate if the advertised host changed.
+// the store's discovery names another Writer; renew the server certificate
+// when it is due (renew_server_cert_if_due: the advertised host changed, or
+// it expired or expires within 90 days).
 //
 // Files: docs/format/data-dir.md. Thread-safety: call from one thread.
 
 #include "core/errc.h"
 #include "store/object_store.h"
 
+#include <chrono>
+#include <ctime>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -35,6 +39,7 @@ struct WriterIdentity {
   std::string server_cert_pem;
   std::string server_key_pem;  // secret
   bool fresh = false;          // created by this call
+  std::string renewed;         // why this call renewed the server certificate, if it did
 };
 
 struct BootstrapConfig {
@@ -44,6 +49,29 @@ struct BootstrapConfig {
 };
 
 [[nodiscard]] Result<WriterIdentity> bootstrap_or_load(const BootstrapConfig& config, store::ObjectStore& store);
+
+// Server certificate renewal. Due when the certificate expires within
+// kRenewBefore of `now` (or has expired), or does not verify against the CA
+// for the advertised host (a changed --advertise). Never when the CA has
+// expired, nor for expiry when the CA ends before the current certificate
+// (a new one could not outlive it): see ca_expiry_warning. Then the internal
+// CA (tls/ca-key.pem) signs a new key and certificate (5 years, capped at
+// the CA's end), written to tls/server.pem and tls/server-key.pem (0600).
+// Returns the new pair and the reason, or nullopt when not due.
+inline constexpr std::chrono::hours kRenewBefore{24 * 90};
+struct Renewal {
+  std::string cert_pem;
+  std::string key_pem;  // secret
+  std::string reason;
+};
+[[nodiscard]] Result<std::optional<Renewal>> renew_server_cert_if_due(const std::string& data_dir,
+                                                                      const std::string& advertise_host,
+                                                                      std::string_view ca_pem,
+                                                                      std::string_view cert_pem, std::time_t now);
+// A warning when the internal CA expires within kCaWarnBefore of `now`
+// (clients pin it: it cannot be renewed in place), else nullopt.
+inline constexpr std::chrono::hours kCaWarnBefore{24 * 365};
+std::optional<std::string> ca_expiry_warning(std::string_view ca_pem, std::time_t now);
 
 // Writes the discovery record: writer id, "host:port" of the API and the
 // pub/sub server, the CA certificate and its SHA-256. Nothing secret.

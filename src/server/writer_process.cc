@@ -1,8 +1,11 @@
 #include "server/writer_process.h"
+#include "core/log_throttle.h"
 #include "core/thread_name.h"
 
 #include "metrics/metrics.h"
+#include "net/ca.h"
 #include "net/http_server.h"
+#include "net/tls.h"
 #include "server/api.h"
 #include "server/bootstrap.h"
 #include "server/shipper.h"
@@ -85,6 +88,16 @@ bool split_host_port(const std::string& text, std::string& host, std::uint16_t& 
 namespace {
 
 constexpr std::uint64_t kMinCheckpointBytes = 64 * 1024;
+
+// "valid until 2031-11-28T16:25:55Z" (for logs).
+std::string certificate_validity_text(std::string_view cert_pem) {
+  auto v = net::certificate_validity(cert_pem);
+  if (!v) return "validity unknown";
+  std::tm tm = {};
+  gmtime_r(&v->not_after, &tm);
+  return fmt::format("valid until {:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                     tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
 
 int fail(const std::string& what) {
   spdlog::error("{}", what);
@@ -192,6 +205,14 @@ int run_writer(WriterOptions o) {
                  "certificate in {}/ca.pem",
                  identity->writer_id, o.data_dir, o.data_dir, o.data_dir);
   }
+  if (!identity->renewed.empty()) {
+    spdlog::info("renewed the server certificate ({}): {}", identity->renewed,
+                 certificate_validity_text(identity->server_cert_pem));
+  }
+  // TLS credentials the listeners present; replaced when the certificate is
+  // renewed while the Writer runs (check_certificates below).
+  auto credentials = net::ServerCredentials::make(identity->server_cert_pem, identity->server_key_pem);
+  if (!credentials) return fail(credentials.error().message);
 
   metrics::Registry registry;
   auto& sync_latency = registry.histogram("horizon_wal_sync_duration_seconds", "Duration of WAL fdatasync calls",
@@ -270,8 +291,7 @@ int run_writer(WriterOptions o) {
   pubsub::ServerOptions ps;
   ps.address = pubsub_host;
   ps.port = pubsub_port;
-  ps.cert_pem = identity->server_cert_pem;
-  ps.key_pem = identity->server_key_pem;
+  ps.credentials = *credentials;
   ps.token = identity->token;
   ps.max_clients = std::max<std::size_t>(fds->pubsub, 1);
   std::unique_ptr<pubsub::Server> pubsub_server;
@@ -289,8 +309,7 @@ int run_writer(WriterOptions o) {
   net::HttpServerOptions api_opts;
   api_opts.address = api_host;
   api_opts.port = api_port;
-  api_opts.cert_pem = identity->server_cert_pem;
-  api_opts.key_pem = identity->server_key_pem;
+  api_opts.credentials = *credentials;
   api_opts.name = "api";
   api_opts.threads = o.io_threads;
   api_opts.max_connections = fds->api;
@@ -329,11 +348,51 @@ int run_writer(WriterOptions o) {
   bool activity_stop = false;
   const auto interval = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::duration<double>(o.activity_interval_seconds));
+  // Certificates: renewed when due (bootstrap.h), at start and then at
+  // every activity interval while the Writer runs; their ends are metrics;
+  // a CA near its end is a warning at start and then daily.
+  auto& cert_expiry = registry.gauge_family("horizon_tls_certificate_expiry_timestamp_seconds",
+                                            "End of validity (Unix time) of the TLS certificates: the server "
+                                            "certificate (renewed 90 days ahead) and the internal CA (never renewed)",
+                                            {"certificate"});
+  std::time_t next_ca_warning = 0;
+  LogThrottle renewal_failures(std::chrono::hours(1));
+  auto check_certificates = [&] {
+    const std::time_t now = std::time(nullptr);
+    auto renewal = renew_server_cert_if_due(o.data_dir, o.advertise, identity->ca_pem, (*credentials)->cert_pem(), now);
+    if (!renewal) {
+      if (const auto n = renewal_failures.admit(); n > 0) {
+        spdlog::error("cannot renew the server certificate ({} failed attempts since the last message): {}", n,
+                      renewal.error().message);
+      }
+    } else if (*renewal) {
+      if (auto r = (*credentials)->replace((*renewal)->cert_pem, (*renewal)->key_pem); !r) {
+        spdlog::error("cannot use the renewed server certificate: {}", r.error().message);
+      } else {
+        spdlog::info("renewed the server certificate ({}): {}; new connections present it", (*renewal)->reason,
+                     certificate_validity_text((*renewal)->cert_pem));
+      }
+    }
+    if (auto v = net::certificate_validity((*credentials)->cert_pem())) {
+      cert_expiry.with({"server"}).set(v->not_after);
+    }
+    if (auto v = net::certificate_validity(identity->ca_pem)) {
+      cert_expiry.with({"ca"}).set(v->not_after);
+    }
+    if (now >= next_ca_warning) {
+      if (auto w = ca_expiry_warning(identity->ca_pem, now)) {
+        spdlog::warn("{}", *w);
+        next_ca_warning = now + 24 * 3600;
+      }
+    }
+  };
+  check_certificates();
   std::thread activity([&] {
     set_thread_name("eh-activity");
     std::unique_lock guard(activity_mu);
     while (!activity_cv.wait_for(guard, interval, [&] { return activity_stop; })) {
       guard.unlock();
+      check_certificates();
       (*engine)->activity_round([](Result<void> r) {
         if (!r) spdlog::warn("subscription activity round failed: {}", r.error().message);
       });

@@ -1,0 +1,123 @@
+// Server certificate renewal (bootstrap.h): when it is due, what it writes,
+// and the CA warning. The data directory is bootstrapped for real (internal
+// CA, files on disk); "now" is passed in, so years ahead are cheap.
+
+#include "net/ca.h"
+#include "server/bootstrap.h"
+#include "store/memory_store.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace horizon::server {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+class Renewal : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("eh-renew-" + std::to_string(::getpid()));
+    fs::remove_all(dir_);
+    store_ = store::make_memory_store();
+    id_ = bootstrap_or_load(BootstrapConfig{dir_.string(), "memory://x", "127.0.0.1"}, *store_).value();
+    validity_ = net::certificate_validity(id_.server_cert_pem).value();
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  Result<std::optional<server::Renewal>> renew_at(std::time_t now, const std::string& host = "127.0.0.1") {
+    return renew_server_cert_if_due(dir_.string(), host, id_.ca_pem, id_.server_cert_pem, now);
+  }
+
+  fs::path dir_;
+  std::unique_ptr<store::MemoryStore> store_;
+  WriterIdentity id_;
+  net::CertificateValidity validity_;
+};
+
+constexpr std::time_t kDay = 86400;
+
+TEST_F(Renewal, NotDueWhileMoreThanNinetyDaysRemain) {
+  EXPECT_TRUE(id_.renewed.empty());
+  for (std::time_t now : {std::time(nullptr), validity_.not_after - 91 * kDay}) {
+    auto r = renew_at(now);
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_FALSE(*r);
+  }
+  EXPECT_EQ(slurp(dir_ / "tls" / "server.pem"), id_.server_cert_pem) << "nothing written";
+  auto again = bootstrap_or_load(BootstrapConfig{dir_.string(), "memory://x", "127.0.0.1"}, *store_).value();
+  EXPECT_TRUE(again.renewed.empty()) << "a restart does not renew a certificate that is not due";
+  EXPECT_EQ(again.server_cert_pem, id_.server_cert_pem);
+}
+
+TEST_F(Renewal, DueWithinNinetyDaysOfTheEndAndAfterIt) {
+  struct Case {
+    std::time_t now;
+    const char* reason;
+  };
+  for (const Case& c : {Case{validity_.not_after - 89 * kDay, "expires on"},
+                        Case{validity_.not_after + 3 * kDay, "expired on"}}) {
+    auto r = renew_at(c.now);
+    ASSERT_TRUE(r) << r.error().message;
+    ASSERT_TRUE(*r) << c.reason;
+    EXPECT_NE((*r)->reason.find(c.reason), std::string::npos) << (*r)->reason;
+    EXPECT_NE((*r)->cert_pem, id_.server_cert_pem);
+    EXPECT_TRUE(net::verify_server_cert((*r)->cert_pem, id_.ca_pem, "127.0.0.1"));
+    EXPECT_TRUE(net::verify_server_cert((*r)->cert_pem, id_.ca_pem, "localhost"));
+    // Written for the next start; the key stays private.
+    EXPECT_EQ(slurp(dir_ / "tls" / "server.pem"), (*r)->cert_pem);
+    EXPECT_EQ(slurp(dir_ / "tls" / "server-key.pem"), (*r)->key_pem);
+    struct stat st {};
+    ASSERT_EQ(::stat((dir_ / "tls" / "server-key.pem").c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0600u);
+    EXPECT_EQ((*r)->reason.find("PRIVATE"), std::string::npos);
+  }
+  auto loaded = bootstrap_or_load(BootstrapConfig{dir_.string(), "memory://x", "127.0.0.1"}, *store_).value();
+  EXPECT_EQ(loaded.server_cert_pem, slurp(dir_ / "tls" / "server.pem")) << "the next start uses the renewed pair";
+}
+
+TEST_F(Renewal, DueWhenTheAdvertisedHostChanged) {
+  auto r = renew_at(std::time(nullptr), "10.1.2.3");
+  ASSERT_TRUE(r) << r.error().message;
+  ASSERT_TRUE(*r);
+  EXPECT_NE((*r)->reason.find("does not verify for 10.1.2.3"), std::string::npos) << (*r)->reason;
+  EXPECT_TRUE(net::verify_server_cert((*r)->cert_pem, id_.ca_pem, "10.1.2.3"));
+  // At start, too (bootstrap_or_load says why).
+  auto loaded = bootstrap_or_load(BootstrapConfig{dir_.string(), "memory://x", "writer.example"}, *store_).value();
+  EXPECT_NE(loaded.renewed.find("does not verify for writer.example"), std::string::npos) << loaded.renewed;
+  EXPECT_TRUE(net::verify_server_cert(loaded.server_cert_pem, id_.ca_pem, "writer.example"));
+}
+
+TEST_F(Renewal, AMissingCaKeyIsAClearErrorAndWritesNothing) {
+  fs::remove(dir_ / "tls" / "ca-key.pem");
+  auto r = renew_at(validity_.not_after - kDay);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("ca-key.pem"), std::string::npos) << r.error().message;
+  EXPECT_EQ(slurp(dir_ / "tls" / "server.pem"), id_.server_cert_pem);
+}
+
+TEST_F(Renewal, TheCaIsWarnedAboutInItsLastYear) {
+  const auto ca = net::certificate_validity(id_.ca_pem).value();
+  EXPECT_FALSE(ca_expiry_warning(id_.ca_pem, std::time(nullptr)));
+  EXPECT_FALSE(ca_expiry_warning(id_.ca_pem, ca.not_after - 366 * kDay));
+  auto soon = ca_expiry_warning(id_.ca_pem, ca.not_after - 100 * kDay);
+  ASSERT_TRUE(soon);
+  EXPECT_NE(soon->find("expires in 100 days"), std::string::npos) << *soon;
+  auto past = ca_expiry_warning(id_.ca_pem, ca.not_after + kDay);
+  ASSERT_TRUE(past);
+  EXPECT_NE(past->find("expired on"), std::string::npos) << *past;
+}
+
+}  // namespace
+}  // namespace horizon::server
