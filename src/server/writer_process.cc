@@ -88,6 +88,7 @@ bool split_host_port(const std::string& text, std::string& host, std::uint16_t& 
 namespace {
 
 constexpr std::uint64_t kMinCheckpointBytes = 64 * 1024;
+constexpr double kScrubBytesPerSecond = 100e6;  // the start-up scrub's average read rate at most
 
 // "valid until 2031-11-28T16:25:55Z" (for logs).
 std::string certificate_validity_text(std::string_view cert_pem) {
@@ -403,12 +404,21 @@ int run_writer(WriterOptions o) {
   // RELIABILITY A6: one scrub of the chunk files this Writer holds, in the
   // background after each start, so that damage at rest is found (and the
   // chunk quarantined, logged, counted) before a reader or the shipper
-  // meets it.
-  std::atomic<bool> scrub_stop{false};
+  // meets it. Paced at kScrubBytesPerSecond on average, so that a large
+  // backlog of unshipped chunks is not a read storm at every start.
+  std::mutex scrub_mu;
+  std::condition_variable scrub_cv;
+  bool scrub_stop = false;
   std::thread scrub([&] {
     set_thread_name("eh-scrub");
     const auto started = std::chrono::steady_clock::now();
-    const auto r = (*engine)->scrub([&] { return !scrub_stop.load(); });
+    const auto r = (*engine)->scrub([&](const writer::Engine::ScrubReport& so_far) {
+      const auto due = started + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                     std::chrono::duration<double>(static_cast<double>(so_far.bytes) /
+                                                                   kScrubBytesPerSecond));
+      std::unique_lock guard(scrub_mu);
+      return !scrub_cv.wait_until(guard, due, [&] { return scrub_stop; });
+    });
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     if (r.stopped) return;
     if (r.damaged == 0 && r.errors == 0) {
@@ -454,7 +464,11 @@ int run_writer(WriterOptions o) {
   }
   activity_cv.notify_all();
   activity.join();
-  scrub_stop.store(true);
+  {
+    std::lock_guard guard(scrub_mu);
+    scrub_stop = true;
+  }
+  scrub_cv.notify_all();
   scrub.join();
   ship_now.store(nullptr, std::memory_order_release);
   shipper.stop();

@@ -241,7 +241,7 @@ TEST(CorruptionA6, EveryFaultAtRestIsDetectedAndNothingCorruptIsServed) {
       continue;
     }
     // The scrub finds a damaged chunk file before anything reads it.
-    const auto scrub = (*e)->scrub([] { return true; });
+    const auto scrub = (*e)->scrub([](const auto&) { return true; });
     EXPECT_EQ(scrub.errors, 0u) << what;
     EXPECT_EQ(scrub.damaged, t.kind == Target::chunk && changed ? 1u : 0u) << what;
     int failed_streams = 0;

@@ -1615,7 +1615,7 @@ Result<std::string> Engine::read_sealed_chunk(const StreamName& stream, std::uin
   return bytes;
 }
 
-Engine::ScrubReport Engine::scrub(const std::function<bool()>& keep_going) const {
+Engine::ScrubReport Engine::scrub(const std::function<bool(const ScrubReport& so_far)>& keep_going) const {
   std::vector<std::pair<std::uint64_t, std::uint64_t>> chunks;
   {
     std::shared_lock lock(committed_mu_);
@@ -1627,7 +1627,7 @@ Engine::ScrubReport Engine::scrub(const std::function<bool()>& keep_going) const
   std::sort(chunks.begin(), chunks.end());  // file name order
   ScrubReport report;
   for (const auto& key : chunks) {
-    if (!keep_going()) {
+    if (!keep_going(report)) {
       report.stopped = true;
       break;
     }

@@ -194,7 +194,8 @@ class Engine {
   // RELIABILITY A6 scrub: checks every chunk this Writer holds the way a
   // read from its start would (check_file_part), so that a chunk file
   // damaged at rest is found and quarantined before anyone reads it.
-  // `keep_going` is asked before each chunk (false: stop early). Safe beside
+  // `keep_going` is asked before each chunk with the report so far (false:
+  // stop early; a caller may also pace the scrub there). Safe beside
   // commits, checkpoints, reads and shipping.
   struct ScrubReport {
     std::uint64_t chunks = 0;     // checked
@@ -205,7 +206,7 @@ class Engine {
     std::optional<Error> first_error;
     bool stopped = false;
   };
-  [[nodiscard]] ScrubReport scrub(const std::function<bool()>& keep_going) const;
+  [[nodiscard]] ScrubReport scrub(const std::function<bool(const ScrubReport& so_far)>& keep_going) const;
   // The committed end of a stream.
   [[nodiscard]] Result<Cursor> end_of(const StreamName& stream) const;
   // Committed subscriptions of a stream.
