@@ -615,7 +615,7 @@ def main():
     failed_checks, passed_checks = [], []
     ok_exit = False
     try:
-        writer.start()
+        writer.start(faults=False)  # the set-up runs without injected faults
         api = Api(data)
         streams = [f"/s{i}" for i in range(NUM_STREAMS)]
         conn = api.connect(writer.addr, REQUEST_TIMEOUT)
@@ -624,6 +624,9 @@ def main():
             if status != 201:
                 raise RuntimeError(f"create_stream {s}: {status} {body!r}")
         conn.close()
+        if fault_env:
+            writer.kill9()
+            writer.start()
 
         state = {"cycle": 0}
         clients = [Client(c, api, writer, streams, args.seed, stop, state) for c in range(NUM_CLIENTS)]
