@@ -1,5 +1,6 @@
 #include "net/ca.h"
 
+#include "core/digest.h"
 #include "core/text.h"
 #include "net/secrets.h"
 
@@ -514,7 +515,7 @@ Result<std::string> certificate_fingerprint_sha256(std::string_view cert_pem) {
   unsigned char digest[EVP_MAX_MD_SIZE] = {};
   unsigned int size = 0;
   if (X509_digest(cert->get(), EVP_sha256(), digest, &size) != 1) return crypto_failure("X509_digest");
-  return to_lower_hex(std::string_view(reinterpret_cast<const char*>(digest), size));
+  return horizon::hex(std::string_view(reinterpret_cast<const char*>(digest), size));
 }
 
 }  // namespace horizon::net

@@ -1,5 +1,7 @@
 #include "net/secrets.h"
 
+#include "core/digest.h"
+
 #include <climits>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
@@ -144,24 +146,12 @@ Result<std::string> random_bytes(std::size_t n) {
   return out;
 }
 
-std::string to_lower_hex(std::string_view bytes) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(bytes.size() * 2);
-  for (char c : bytes) {
-    const auto b = static_cast<unsigned char>(c);
-    out.push_back(kDigits[b >> 4]);
-    out.push_back(kDigits[b & 0x0fu]);
-  }
-  return out;
-}
-
 Result<std::string> random_hex(std::size_t n_bytes) {
   auto bytes = random_bytes(n_bytes);
   if (!bytes) return bytes.error();
-  std::string hex = to_lower_hex(*bytes);
+  std::string out = horizon::hex(*bytes);
   OPENSSL_cleanse(bytes->data(), bytes->size());
-  return hex;
+  return out;
 }
 
 bool constant_time_equal(std::string_view candidate, std::string_view secret) {

@@ -23,9 +23,6 @@ namespace horizon::net {
 // token is random_hex(16) (128 bits), the master key random_hex(32) (256 bits).
 [[nodiscard]] Result<std::string> random_hex(std::size_t n_bytes);
 
-// Lower-case hex of `bytes` ("\x01\xab" -> "01ab").
-std::string to_lower_hex(std::string_view bytes);
-
 // True iff candidate == secret, in a time that depends only on the length
 // of the candidate (the untrusted input): CRYPTO_memcmp over the whole
 // candidate, whatever the position of the first difference. It reveals no

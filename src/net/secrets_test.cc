@@ -108,11 +108,6 @@ TEST(RandomHex, DrawsUseEveryHexDigit) {
   for (char c : std::string("0123456789abcdef")) EXPECT_NE(all.find(c), std::string::npos) << c;
 }
 
-TEST(ToLowerHex, EncodesEveryByte) {
-  EXPECT_EQ(to_lower_hex(""), "");
-  EXPECT_EQ(to_lower_hex(std::string("\x00\x01\x7f\x80\xab\xff", 6)), "00017f80abff");
-}
-
 TEST(ConstantTimeEqual, TruthTable) {
   struct Case {
     std::string a;
