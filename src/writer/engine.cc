@@ -1666,6 +1666,10 @@ Error Engine::chunk_damaged(const std::pair<std::uint64_t, std::uint64_t>& key, 
                                    "committed): the file was damaged on disk; the chunk is quarantined (neither "
                                    "served nor shipped) until the Writer restarts",
                                    key.second, stream.str(), wal::chunk_path(key.first, key.second), got, committed));
+  return quarantine(key, std::move(e));
+}
+
+Error Engine::quarantine(const std::pair<std::uint64_t, std::uint64_t>& key, Error e) const {
   if (checks_->damaged(key, e) && options_.on_damaged_chunk) options_.on_damaged_chunk(e);
   return e;
 }
@@ -1688,14 +1692,12 @@ Result<void> Engine::check_file_part(const std::pair<std::uint64_t, std::uint64_
     auto b = (*f)->pread(pos, static_cast<std::size_t>(std::min<std::uint64_t>(kCheckRead, file_end - pos)));
     if (!b) return b.error();
     if (b->empty()) {
-      auto e = Error::make(errc::corruption,
-                           fmt::format("chunk {} of {}: its local file {} ends at {} bytes, {} were written to it: "
-                                       "the file was damaged on disk; the chunk is quarantined until the Writer "
-                                       "restarts",
-                                       key.second, stream.str(), wal::chunk_path(key.first, key.second), pos,
-                                       file_end));
-      if (checks_->damaged(key, e) && options_.on_damaged_chunk) options_.on_damaged_chunk(e);
-      return e;
+      return quarantine(key, Error::make(errc::corruption,
+                                         fmt::format("chunk {} of {}: its local file {} ends at {} bytes, {} were "
+                                                     "written to it: the file was damaged on disk; the chunk is "
+                                                     "quarantined until the Writer restarts",
+                                                     key.second, stream.str(), wal::chunk_path(key.first, key.second),
+                                                     pos, file_end)));
     }
     prefix = crc32c::extend(prefix, *b);
     pos += b->size();

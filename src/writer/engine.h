@@ -301,8 +301,10 @@ class Engine {
   [[nodiscard]] Result<void> check_file_part(const std::pair<std::uint64_t, std::uint64_t>& key,
                                              const StreamName& stream, std::uint64_t size, std::uint32_t crc,
                                              const std::optional<TailView>& view, std::uint64_t first) const;
-  // Quarantines a chunk whose local file failed its checksum (reported once
-  // through on_damaged_chunk) and returns the error every read then gets.
+  // Quarantines a chunk whose local file is damaged: every read then gets
+  // `e`, which is reported once (on_damaged_chunk). Returns `e`.
+  Error quarantine(const std::pair<std::uint64_t, std::uint64_t>& key, Error e) const;
+  // quarantine() with the error of a local file that failed its checksum.
   Error chunk_damaged(const std::pair<std::uint64_t, std::uint64_t>& key, const StreamName& stream, std::uint32_t got,
                       std::uint32_t committed) const;
   void enqueue(std::unique_ptr<Pending> p);
