@@ -199,11 +199,8 @@ Result<WriterIdentity> bootstrap_or_load(const BootstrapConfig& c, store::Object
 
 namespace {
 
-std::string utc_date(std::time_t t) {
-  std::tm tm = {};
-  gmtime_r(&t, &tm);
-  return fmt::format("{:04}-{:02}-{:02}", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
-}
+// "2031-11-28": the date part of the timestamp format.
+std::string utc_date(std::time_t t) { return Timestamp{static_cast<std::int64_t>(t) * 1000}.to_string().substr(0, 10); }
 
 std::int64_t days_between(std::time_t from, std::time_t to) { return (static_cast<std::int64_t>(to) - from) / 86400; }
 

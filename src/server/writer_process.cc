@@ -1,6 +1,7 @@
 #include "server/writer_process.h"
 #include "core/log_throttle.h"
 #include "core/thread_name.h"
+#include "core/timestamp.h"
 
 #include "metrics/metrics.h"
 #include "net/ca.h"
@@ -90,14 +91,11 @@ namespace {
 constexpr std::uint64_t kMinCheckpointBytes = 64 * 1024;
 constexpr double kScrubBytesPerSecond = 100e6;  // the start-up scrub's average read rate at most
 
-// "valid until 2031-11-28T16:25:55Z" (for logs).
+// "valid until 2031-11-28T16:25:55.000Z" (for logs).
 std::string certificate_validity_text(std::string_view cert_pem) {
   auto v = net::certificate_validity(cert_pem);
   if (!v) return "validity unknown";
-  std::tm tm = {};
-  gmtime_r(&v->not_after, &tm);
-  return fmt::format("valid until {:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                     tm.tm_hour, tm.tm_min, tm.tm_sec);
+  return "valid until " + Timestamp{static_cast<std::int64_t>(v->not_after) * 1000}.to_string();
 }
 
 int fail(const std::string& what) {
@@ -356,6 +354,13 @@ int run_writer(WriterOptions o) {
                                             "End of validity (Unix time) of the TLS certificates: the server "
                                             "certificate (renewed 90 days ahead) and the internal CA (never renewed)",
                                             {"certificate"});
+  // The gauges change only when a certificate does: the CA never, the
+  // server certificate at a renewal.
+  auto set_expiry = [&cert_expiry](std::string_view which, std::string_view pem) {
+    if (auto v = net::certificate_validity(pem)) cert_expiry.with({which}).set(v->not_after);
+  };
+  set_expiry("ca", identity->ca_pem);
+  set_expiry("server", (*credentials)->cert_pem());
   std::time_t next_ca_warning = 0;
   LogThrottle renewal_failures(std::chrono::hours(1));
   auto check_certificates = [&] {
@@ -372,13 +377,8 @@ int run_writer(WriterOptions o) {
       } else {
         spdlog::info("renewed the server certificate ({}): {}; new connections present it", (*renewal)->reason,
                      certificate_validity_text((*renewal)->cert_pem));
+        set_expiry("server", (*renewal)->cert_pem);
       }
-    }
-    if (auto v = net::certificate_validity((*credentials)->cert_pem())) {
-      cert_expiry.with({"server"}).set(v->not_after);
-    }
-    if (auto v = net::certificate_validity(identity->ca_pem)) {
-      cert_expiry.with({"ca"}).set(v->not_after);
     }
     if (now >= next_ca_warning) {
       if (auto w = ca_expiry_warning(identity->ca_pem, now)) {
