@@ -14,9 +14,10 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   # independent peers used by the test suite
   curl openssl strace prometheus python3 nodejs
-  # libfiu's POSIX preload (fiu-run): injected file I/O errors, RELIABILITY A8;
+  # libfiu's POSIX preload (fiu-run): injected file I/O errors, RELIABILITY A8
+  # (libfiu-dev: the header of tests/e2e/fs_faults.c, points libfiu lacks);
   # libfaketime: wall-clock jumps, RELIABILITY D1
-  fiu-utils faketime
+  fiu-utils libfiu-dev faketime
   # OpenStack Swift with s3api (in python3-swift) for the object-store tests
   swift-proxy swift-account swift-container swift-object
 )

@@ -14,9 +14,11 @@ the read is repeated (same process, then after one more kill -9) and must
 agree, and some stream must have rotated.
 
 With --fiu-probability P (RELIABILITY row A8) the Writer runs under libfiu's
-POSIX preload (set up as fiu-run -x does; Debian package fiu-utils): each pread, pwrite,
-ftruncate, fsync and fdatasync fails with probability P (an errno the call
-may return: EIO, EINTR, ENOSPC, EINVAL, ...) and reads and writes come back
+POSIX preload (set up as fiu-run -x does; Debian package fiu-utils) and
+tests/e2e/fs_faults.c (the calls libfiu does not wrap): each open (openat,
+openat2, open), pread, pwrite, ftruncate, fsync, fdatasync, rename,
+removal and mkdir fails with probability P (an errno the call may return:
+EIO, EINTR, ENOSPC, EMFILE, EINVAL, ...) and reads and writes come back
 short with probability 5P. A Writer then stops by itself (fail-stop, exit
 74) or refuses to start (exit 1) and is restarted; none may die by a signal,
 and the oracle is the same. The final reads run without faults.
@@ -88,26 +90,33 @@ def percentile(values, p):
 # The Writer process
 
 
-# RELIABILITY A8: file I/O calls libfiu's POSIX preload can fail (as fiu-run -x
-# sets it up).
-# The engine reaches files through pread/pwrite/ftruncate/fsync/fdatasync
-# (opens go through openat/openat2 and renames through renameat, which the
-# preload does not wrap). A failed call returns -1 with an errno the call may
-# return (EIO, EINTR, ENOSPC, ...); a "reduce" point makes a short read/write.
+# RELIABILITY A8: file I/O calls that fail (enabled as fiu-run -x does).
+# libfiu's POSIX preload wraps pread/pwrite/ftruncate/fsync/fdatasync and the
+# plain open/rename/unlink (the Writer's secret files); tests/e2e/fs_faults.c
+# (built as fs_faults.so) adds the calls it lacks and the engine uses for every
+# open, rename, removal and new directory: openat, the openat2 system call,
+# renameat, unlinkat, mkdirat, mkdir. A failed call returns -1 with an errno
+# the call may return (EIO, EINTR, ENOSPC, EMFILE, ...); a "reduce" point
+# makes a short read/write.
 FIU_POINTS = ["posix/io/rw/pwrite", "posix/io/rw/pread", "posix/io/rw/ftruncate", "posix/io/sync/fsync",
-              "posix/io/sync/fdatasync"]
+              "posix/io/sync/fdatasync", "posix/io/oc/open", "posix/io/dir/rename", "posix/io/dir/unlink"]
+FS_FAULTS_POINTS = ["posix/io/oc/openat", "posix/io/oc/openat2", "posix/io/dir/renameat", "posix/io/dir/unlinkat",
+                    "posix/io/dir/mkdirat", "posix/io/dir/mkdir"]
 FIU_REDUCE_POINTS = ["posix/io/rw/pwrite/reduce", "posix/io/rw/pread/reduce"]
 FIU_LIB_DIR = "/usr/lib/fiu"
+DEFAULT_FS_FAULTS = os.path.normpath(os.path.join(SCRIPT_DIR, "..", "..", "build", "tests", "libfs_faults.so"))
 
 
-def fiu_env(binary, probability, reduce_probability):
+def fiu_env(binary, fs_faults, injection_log, probability, reduce_probability):
     """The environment fiu-run -x would set (FIU_ENABLE: one command per
-    line), with an ASan build's runtime preloaded first (ASan requires it)
-    and libfiu's own small leak suppressed."""
-    commands = [f"enable_random name={p},probability={probability}" for p in FIU_POINTS]
+    line) plus fs_faults.so, with an ASan build's runtime preloaded first
+    (ASan requires it) and libfiu's own small leak suppressed. fs_faults.so
+    appends one line per failure it injects to `injection_log`."""
+    commands = [f"enable_random name={p},probability={probability}" for p in FIU_POINTS + FS_FAULTS_POINTS]
     commands += [f"enable_random name={p},probability={reduce_probability}" for p in FIU_REDUCE_POINTS]
-    preload = [os.path.join(FIU_LIB_DIR, "fiu_run_preload.so"), os.path.join(FIU_LIB_DIR, "fiu_posix_preload.so")]
-    env = {"FIU_ENABLE": "\n".join(commands), "FIU_CTRL_FIFO": ""}
+    preload = [os.path.join(FIU_LIB_DIR, "fiu_run_preload.so"), os.path.join(FIU_LIB_DIR, "fiu_posix_preload.so"),
+               fs_faults]
+    env = {"FIU_ENABLE": "\n".join(commands), "FIU_CTRL_FIFO": "", "EH_FS_FAULTS_LOG": injection_log}
     ldd = subprocess.run(["ldd", binary], capture_output=True, text=True).stdout
     asan = re.search(r"(\S*libasan\.so\S*) => (\S+)", ldd)
     if asan:
@@ -116,6 +125,20 @@ def fiu_env(binary, probability, reduce_probability):
                                                    f"suppressions={os.path.join(SCRIPT_DIR, 'lsan-fiu.supp')}") if x)
     env["LD_PRELOAD"] = " ".join(preload)
     return env
+
+
+def injected_by_fs_faults(path):
+    """{call: {errno name: count}} from fs_faults.so's log."""
+    out = {}
+    try:
+        with open(path) as f:
+            for line in f:
+                call, _, err = line.strip().partition(" ")
+                out.setdefault(call, {})
+                out[call][err] = out[call].get(err, 0) + 1
+    except FileNotFoundError:
+        pass
+    return out
 
 
 class Writer:
@@ -584,17 +607,29 @@ def summarize_log(path):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cycles", type=int, default=100, help="kill -9 cycles (default 100)")
+    ap.add_argument("--min-seconds", type=float, default=0.0,
+                    help="go on with cycles (beyond --cycles) until this many seconds of cycles have passed")
     ap.add_argument("--seed", type=int, default=20240601, help="seed of the random choices")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory (data dir + log)")
     ap.add_argument("--fiu-probability", type=float, default=0.0,
-                    help="RELIABILITY A8: run the Writer under fiu-run, each file read, write, truncate and sync "
-                         "failing with this probability (and reads/writes cut short at 5 times it, at most 0.5); "
+                    help="RELIABILITY A8: run the Writer under fiu-run (+ fs_faults.so, $FS_FAULTS), each file "
+                         "open, read, write, truncate, sync, rename, removal and mkdir failing with this "
+                         "probability (and reads/writes cut short at 5 times it, at most 0.5); "
                          "the final reads run without faults (default 0: off)")
     args = ap.parse_args()
 
     binary = os.environ.get("HORIZON") or DEFAULT_HORIZON
-    fault_env = fiu_env(binary, args.fiu_probability, min(0.5, 5 * args.fiu_probability)) if args.fiu_probability else {}
-    print(f"kill9_a1: seed {args.seed}, cycles {args.cycles}, binary {binary}"
+    fs_faults = os.environ.get("FS_FAULTS") or DEFAULT_FS_FAULTS
+    if args.fiu_probability and not os.path.isfile(fs_faults):
+        print(f"kill9_a1: {fs_faults} is missing (build the fs_faults target, or set FS_FAULTS)", file=sys.stderr)
+        return 1
+    tmp = tempfile.mkdtemp(prefix="eh-kill9-")
+    injection_log = os.path.join(tmp, "fs-faults.log")
+    fault_env = {}
+    if args.fiu_probability:
+        fault_env = fiu_env(binary, fs_faults, injection_log,
+                            args.fiu_probability, min(0.5, 5 * args.fiu_probability))
+    print(f"kill9_a1: seed {args.seed}, cycles {args.cycles} (at least {args.min_seconds:.0f} s), binary {binary}"
           + (f", injected I/O faults: {fault_env}" if fault_env else ""), flush=True)
     rng = random.Random(args.seed)
     t_begin = time.monotonic()
@@ -604,7 +639,6 @@ def main():
         raise KeyboardInterrupt(f"signal {signum}")
     signal.signal(signal.SIGTERM, on_term)
 
-    tmp = tempfile.mkdtemp(prefix="eh-kill9-")
     data = os.path.join(tmp, "data")
     log_path = os.path.join(tmp, "writer.log")
     writer = Writer(binary, data, log_path, fault_env)
@@ -633,7 +667,11 @@ def main():
         for c in clients:
             c.start()
         restart_error = None
-        for cycle in range(args.cycles):
+        t_cycles = time.monotonic()
+        cycle = -1
+        # At least --cycles cycles, and cycles until --min-seconds have passed.
+        while cycle + 1 < args.cycles or time.monotonic() - t_cycles < args.min_seconds:
+            cycle += 1
             time.sleep(rng.uniform(0.05, 0.6))
             writer.exited_by_itself()  # under injected faults: a fail-stop
             writer.kill9()
@@ -649,7 +687,7 @@ def main():
             cycles_done += 1
             if (cycle + 1) % 25 == 0:
                 acked = sum(1 for c in clients for o in c.ops if o.status == OK)
-                print(f"  cycle {cycle + 1}/{args.cycles}: {acked} ops acked so far, "
+                print(f"  cycle {cycle + 1} (at least {args.cycles}): {acked} ops acked so far, "
                       f"{time.monotonic() - t_begin:.1f} s", flush=True)
         stop.set()
         for c in clients:
@@ -717,7 +755,8 @@ def main():
         elapsed = time.monotonic() - t_begin
 
         print(f"seed: {args.seed}")
-        print(f"cycles: {cycles_done}/{args.cycles} (Writer starts: {writer.starts})")
+        print(f"cycles: {cycles_done} (at least {args.cycles}, for at least {args.min_seconds:.0f} s; "
+              f"Writer starts: {writer.starts})")
         print(f"acked ops: {n_ok}, acked lines: {n_ok_lines}, info ops: {n_info} "
               f"({info_present} of them present after recovery; {info_kinds}), fail ops: {n_fail}")
         print(f"client connect errors (nothing sent): {sum(c.connect_errors for c in clients)}")
@@ -740,6 +779,9 @@ def main():
             print(f"Writers that exited by themselves under injected faults, by exit status: "
                   f"{dict(sorted(writer.exits.items()))} (74: fail-stop after a storage failure; "
                   f"negative: killed by a signal, a crash)")
+            injected = injected_by_fs_faults(injection_log)
+            print(f"failures injected by fs_faults.so (opens, renames, removals, directories), by call and errno: "
+                  f"{dict(sorted(injected.items()))}")
         for line in notable[:10]:
             print(f"  log: {line}")
         for kind in ("lost", "phantom", "duplicate", "batch_atomicity", "inconsistent_offset", "reorder", "torn"):
@@ -751,7 +793,7 @@ def main():
             print(f"  reads: {d}", file=sys.stderr)
         print(f"total time: {elapsed:.1f} s")
 
-        results = [("restarts", restart_error is None and cycles_done == args.cycles)]
+        results = [("restarts", restart_error is None and cycles_done >= args.cycles)]
         for kind in ("lost", "phantom", "duplicate", "batch_atomicity", "inconsistent_offset", "reorder", "torn"):
             results.append((kind, kind in counts and counts[kind] == 0))
         results.append(("reads_agree", restart_error is None and not reads_diffs))
@@ -761,6 +803,9 @@ def main():
         if fault_env:
             # The faults happened: Writers stopped on storage failures, or refused to start.
             results.append(("faults_injected", sum(n for rc, n in writer.exits.items() if rc > 0) >= 5))
+            # Opens failed too (the points libfiu lacks reached the Writer).
+            results.append(("open_faults_injected", sum(sum(injected.get(c, {}).values())
+                                                         for c in ("openat", "openat2")) >= 1))
         for name, good in results:
             (passed_checks if good else failed_checks).append(name)
         for name in failed_checks:
