@@ -145,6 +145,7 @@ Result<std::vector<Line>> Reader::read(const Cursor& from, std::size_t max_lines
     std::string_view bytes;
     bool from_live = false;
     std::shared_ptr<const std::string> whole;
+    std::optional<Error> unreachable;  // why the Writer could not be asked, if it could not
     if (options_.live) {
       auto live = options_.live(at, max_lines - out.size());
       if (live) {
@@ -158,12 +159,24 @@ Result<std::vector<Line>> Reader::read(const Cursor& from, std::size_t max_lines
       } else if (live.error().code == errc::not_ready && options_.store == nullptr) {
         if (!out.empty()) break;
         return live.error();
+      } else if (live.error().code == errc::not_ready) {
+        unreachable = live.error();
       }
     }
     if (!from_live) {
       auto chunk = sealed_chunk(at.stream(), static_cast<std::uint64_t>(at.chunk()));
       if (!chunk) {
         if (!out.empty()) break;  // e.g. the Writer is down and this chunk is still live there
+        if (unreachable && chunk.error().code == errc::chunk_not_found) {
+          // Most likely still live in a Writer this reader could not reach:
+          // say why (a refused connection, a certificate that did not
+          // verify, ...) instead of only that the store lacks it.
+          return Error::make(errc::not_ready,
+                             fmt::format("chunk {} of {} is not in store {}, and the Writer, which holds the chunks "
+                                         "not yet shipped, could not be asked: {}",
+                                         at.chunk(), at.stream().str(), options_.store->describe(),
+                                         unreachable->message));
+        }
         return chunk.error();
       }
       whole = *chunk;
