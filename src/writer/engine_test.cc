@@ -1164,7 +1164,10 @@ class SlowSyncFs final : public wal::Fs {
     Result<void> pwrite(std::string_view data, std::uint64_t offset) override { return f_->pwrite(data, offset); }
     Result<std::string> pread(std::uint64_t offset, std::size_t size) override { return f_->pread(offset, size); }
     Result<void> sync() override {
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      // 5 ms: long enough that a paced sync (3 x 5 ms after the previous
+      // start) leaves the answered appenders 10 ms to come back even on a
+      // machine busy with other tests (with 2 ms, 4 ms was once too short).
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
       return f_->sync();
     }
     Result<std::uint64_t> size() override { return f_->size(); }
@@ -1210,7 +1213,7 @@ PacingRun run_appenders(double pacing, int appenders, int per_appender) {
 TEST(EngineConcurrency, SyncPacingGrowsGroupsUnderConcurrentAppends) {
   // Four closed-loop appenders. Unpaced, the commit thread takes whatever
   // queued during the previous sync the moment it ends (about two requests:
-  // the answered ones have not come back yet); paced at 3 x 2 ms, the
+  // the answered ones have not come back yet); paced at 3 x 5 ms, the
   // answered appenders are back before the next sync starts.
   const PacingRun off = run_appenders(0, 4, 40);
   const PacingRun on = run_appenders(3, 4, 40);
