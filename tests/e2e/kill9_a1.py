@@ -368,26 +368,52 @@ class StreamRead:
         self.rotations = 0
 
 
-def store_read(store_reader, cursor):
-    """A sealed chunk the Writer no longer holds (the shipper moved it to the
-    store): read it with `horizon reader-read --json` and rebuild the raw
-    lines exactly (regular: ' ' + content; meta: '/' + type + ' ' + JSON),
-    up to the end of that chunk."""
-    binary, data = store_reader
-    proc = subprocess.run([binary, "reader-read", cursor, "100000", "--json"], capture_output=True,
-                          env=dict(os.environ, HORIZON_DATA=data), timeout=60)
-    if proc.returncode != 0:
-        return None, proc.stderr
-    out = bytearray()
-    for line in proc.stdout.decode().splitlines():
-        rec = json.loads(line)
-        if rec["MetaType"]:
-            out += ("/" + rec["MetaType"] + " " + rec["Content"] + "\n").encode()
-        else:
-            out += (" " + rec["Content"] + "\n").encode()
-        if rec["MetaType"] == "Rotated":
-            break
-    return 200, bytes(out)
+class StoreReader:
+    """Sealed chunks the Writer no longer holds (the shipper moved them to
+    the store), read with `horizon reader-read --json` with the raw lines
+    rebuilt exactly (regular: ' ' + content; meta: '/' + type + ' ' + JSON).
+    One reader-read per stream and read pass, not one per chunk: the first
+    miss reads the stream from there to its end, and every complete chunk
+    after the requested one (up to and including its Rotated line) is kept
+    for the later misses of the same pass. Objects in the store never
+    change, so a new pass (a new StoreReader) reads them afresh."""
+
+    def __init__(self, binary, data):
+        self.binary = binary
+        self.data = data
+        self.chunks = {}  # (stream, chunk) -> the whole chunk's raw bytes
+
+    def read(self, cursor):
+        c = parse_cursor(cursor)
+        if c is None:
+            return None, f"bad cursor {cursor!r}".encode()
+        stream, chunk, offset = c
+        whole = self.chunks.get((stream, chunk))
+        if whole is not None and offset <= len(whole):
+            return 200, whole[offset:]
+        proc = subprocess.run([self.binary, "reader-read", cursor, "1000000", "--json"], capture_output=True,
+                              env=dict(os.environ, HORIZON_DATA=self.data), timeout=120)
+        if proc.returncode != 0 and not proc.stdout:
+            return None, proc.stderr
+        first = None  # the requested chunk, from `offset`
+        at, out = chunk, bytearray()
+        for line in proc.stdout.decode().splitlines():
+            rec = json.loads(line)
+            if rec["MetaType"]:
+                out += ("/" + rec["MetaType"] + " " + rec["Content"] + "\n").encode()
+            else:
+                out += (" " + rec["Content"] + "\n").encode()
+            if rec["MetaType"] == "Rotated":
+                if first is None:
+                    first = bytes(out)
+                else:
+                    self.chunks[(stream, at)] = bytes(out)
+                at, out = at + 1, bytearray()
+        if first is None:  # the requested chunk has no Rotated yet: all there is
+            if proc.returncode != 0:
+                return None, proc.stderr
+            first = bytes(out)
+        return 200, first
 
 
 def read_stream(api, conn_box, addr, name, max_requests=200000, store_reader=None):
@@ -399,7 +425,7 @@ def read_stream(api, conn_box, addr, name, max_requests=200000, store_reader=Non
     def liveread(cursor):
         status, body = liveread_writer(cursor)
         if status == 404 and b"chunk_not_found" in body and store_reader is not None:
-            return store_read(store_reader, cursor)
+            return store_reader.read(cursor)
         return status, body
 
     def liveread_writer(cursor):
@@ -483,8 +509,9 @@ def read_stream(api, conn_box, addr, name, max_requests=200000, store_reader=Non
     return out
 
 
-def read_all(api, addr, streams, store_reader=None):
+def read_all(api, addr, streams, binary, data):
     conn_box = [None]
+    store_reader = StoreReader(binary, data)
     try:
         return {s: read_stream(api, conn_box, addr, s, store_reader=store_reader) for s in streams}
     finally:
@@ -718,8 +745,8 @@ def main():
         counts, anomalies = {}, {}
         rotations = max_chunk = 0
         if restart_error is None:
-            read1 = read_all(api, writer.addr, streams, (binary, data))
-            read2 = read_all(api, writer.addr, streams, (binary, data))
+            read1 = read_all(api, writer.addr, streams, binary, data)
+            read2 = read_all(api, writer.addr, streams, binary, data)
             writer.kill9()
             try:
                 writer.start(faults=False)
@@ -728,7 +755,7 @@ def main():
                 print(f"FAIL: {restart_error}; the Writer's log:", file=sys.stderr)
                 print(writer.log_since_start(), file=sys.stderr)
             if restart_error is None:
-                read3 = read_all(api, writer.addr, streams, (binary, data))
+                read3 = read_all(api, writer.addr, streams, binary, data)
                 reads_diffs = compare_reads(read1, read2, streams) + compare_reads(read1, read3, streams)
             counts, anomalies = check(ops, read1, streams)
             rotations = sum(r.rotations for r in read1.values())
