@@ -475,9 +475,18 @@ int run_writer(WriterOptions o) {
   notifier.store(nullptr, std::memory_order_release);
   if (pubsub_server) pubsub_server->stop();
   if (auto r = (*engine)->close(); !r) {
-    spdlog::error("shutdown checkpoint failed: {} (the WAL still has everything; the next start recovers it)",
-                  r.error().message);
-    return 1;
+    if (r.error().code == errc::disk_full) {
+      // Nothing is lost and nothing failed: the last checkpoint found no
+      // space, the WAL holds everything and the next start replays it. A
+      // stop while the disk is full is still a clean stop (exit 0), so a
+      // supervisor does not count it as a failure.
+      spdlog::warn("shutdown checkpoint skipped: {} (the WAL has everything; the next start replays it)",
+                   r.error().message);
+    } else {
+      spdlog::error("shutdown checkpoint failed: {} (the WAL still has everything; the next start recovers it)",
+                    r.error().message);
+      return 1;
+    }
   }
   spdlog::info("clean shutdown complete");
   return 0;
