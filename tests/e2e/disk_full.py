@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """RELIABILITY row A9 on a real full file system: the Writer's data directory
-on a 64 MiB tmpfs, filled to the last byte by a ballast file, 20 times.
+on a 64 MiB tmpfs (or, with --fs ext4, a 64 MiB ext4 on a loop device),
+filled to the last byte by a ballast file, 20 times.
 
 Each cycle: the ballast takes every free byte; appends go on until the
 Writer answers 503 disk_full (it must, and nothing else: no other error, no
@@ -13,7 +14,8 @@ ones from the store, which is outside the tmpfs) and every acknowledged line
 must be there exactly once, in order, with no line that was never sent.
 
 Needs to mount a tmpfs: as root directly, otherwise inside a user and mount
-namespace (unshare -Urm, re-executing itself). Prints the figures and
+namespace (unshare -Urm, re-executing itself). The ext4 variant needs root
+(losetup and mkfs.ext4; e2fsprogs). Prints the figures and
 "N passed, N failed"; exits non-zero on any failure. The binary is $HORIZON,
 or <script dir>/../../build/horizon.
 """
@@ -107,6 +109,15 @@ def fill(directory, name):
 
 
 def main():
+    kind = "tmpfs"
+    if sys.argv[1:] == ["--fs", "ext4"]:
+        kind = "ext4"
+    elif sys.argv[1:]:
+        print("usage: disk_full.py [--fs ext4]", file=sys.stderr)
+        return 2
+    if kind == "ext4" and os.geteuid() != 0:
+        print("FAIL: the ext4 variant mounts a loop device: run it as root", file=sys.stderr)
+        return 1
     if os.geteuid() != 0 and not os.environ.get("EH_DISK_FULL_NS"):
         # A private mount namespace where this user may mount a tmpfs.
         os.execvp("unshare", ["unshare", "--user", "--map-root-user", "--mount", "env", "EH_DISK_FULL_NS=1",
@@ -125,7 +136,14 @@ def main():
             print(f"FAIL: {name}{': ' + detail if detail else ''}", file=sys.stderr)
 
     try:
-        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={FS_BYTES},mode=0700", "tmpfs", fs], check=True)
+        if kind == "tmpfs":
+            subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={FS_BYTES},mode=0700", "tmpfs", fs], check=True)
+        else:  # no blocks reserved for root: the Writer runs as root here
+            image = os.path.join(tmp, "ext4.img")
+            with open(image, "wb") as f:
+                f.truncate(FS_BYTES)
+            subprocess.run(["mkfs.ext4", "-q", "-m", "0", image], check=True)
+            subprocess.run(["mount", "-o", "loop", image, fs], check=True)
         mounted = True
         data = os.path.join(fs, "data")
         store_dir = os.path.join(tmp, "store")
@@ -240,7 +258,7 @@ def main():
         check("graceful stop exit status", rc == 0, str(rc))
         log = open(os.path.join(tmp, "writer.log"), errors="replace").read()
         check("no fail-stop in the log", "fail-stop" not in log)
-        print(f"cycles: {CYCLES}; ballast per cycle {min(fill_sizes) >> 10}-{max(fill_sizes) >> 10} KiB; "
+        print(f"{kind}: cycles: {CYCLES}; ballast per cycle {min(fill_sizes) >> 10}-{max(fill_sizes) >> 10} KiB; "
               f"acked lines: {sum(len(v) for v in acked.values())}; disk_full answers: {disk_full_answers}; "
               f"restarts while full: {restarts_ok}/{restarts_full}; resume after free: "
               f"max {max(resumes, default=0) * 1000:.0f} ms, median "
