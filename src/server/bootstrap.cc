@@ -3,6 +3,7 @@
 #include "core/timestamp.h"
 #include "net/ca.h"
 #include "net/secrets.h"
+#include "wal/fs.h"
 
 #include <boost/json.hpp>
 #include <fmt/format.h>
@@ -126,9 +127,11 @@ Result<WriterIdentity> bootstrap_or_load(const BootstrapConfig& c, store::Object
     auto server = net::issue_server_cert(*ca, c.advertise_host.empty() ? "localhost" : c.advertise_host,
                                          cert_hosts(c.advertise_host));
     if (!server) return server.error();
+    if (auto made = wal::make_dirs_durably((dir / "tls").string()); !made) {
+      return Error::make(errc::storage_failed, fmt::format("cannot create {}: {}", (dir / "tls").string(),
+                                                           made.error().message));
+    }
     std::error_code ec;
-    fs::create_directories(dir / "tls", ec);
-    if (ec) return Error::make(errc::storage_failed, fmt::format("cannot create {}: {}", (dir / "tls").string(), ec.message()));
     fs::permissions(dir, fs::perms::owner_all, ec);
     fs::permissions(dir / "tls", fs::perms::owner_all, ec);
     const std::string env =

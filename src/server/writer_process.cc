@@ -183,9 +183,10 @@ int run_writer(WriterOptions o) {
 
   // Flags are valid: only now touch the file system.
   if (o.data_dir.empty()) o.data_dir = default_data_dir();
+  if (auto made = wal::make_dirs_durably(o.data_dir); !made) {
+    return fail(fmt::format("cannot create data directory {}: {}", o.data_dir, made.error().message));
+  }
   std::error_code ec;
-  std::filesystem::create_directories(o.data_dir, ec);
-  if (ec) return fail(fmt::format("cannot create data directory {}: {}", o.data_dir, ec.message()));
   o.data_dir = std::filesystem::canonical(o.data_dir, ec).string();
   if (o.store_url.empty()) {
     const char* s = std::getenv("STORE");

@@ -13,6 +13,8 @@
 #include <algorithm>
 #include <atomic>
 #include <filesystem>
+#include <mutex>
+#include <set>
 #include <system_error>
 #include <unistd.h>
 
@@ -120,7 +122,7 @@ class FileStore final : public ObjectStore {
     if (auto v = validate_key(key); !v) return v.error();
     const std::string dir = parent_of(key);
     if (!dir.empty()) {
-      if (auto r = fs_->mkdirs(dir); !r) return r.error();
+      if (auto r = make_durable_dirs(dir); !r) return r.error();
     }
     const std::string tmp = fmt::format("{} tmp-put-{}-{}", key, ::getpid(), next_tmp_.fetch_add(1));
     auto written = write_synced(tmp, bytes);
@@ -187,6 +189,27 @@ class FileStore final : public ObjectStore {
     std::size_t want;               // stop after this many keys
     std::vector<ObjectInfo> found;  // in key order
   };
+
+  // Creates `dir` and its missing parents, and makes every name on the way
+  // durable (an fsync of each parent), once per directory and process: the
+  // object's own rename is synced in `dir`, but a directory created for it is
+  // durable only once its parent is synced too, or a power loss could take a
+  // verified object (whose local copy is then gone) with its new directory.
+  Result<void> make_durable_dirs(const std::string& dir) {
+    {
+      std::lock_guard lock(durable_mu_);
+      if (durable_dirs_.contains(dir)) return {};
+    }
+    if (auto r = fs_->mkdirs(dir); !r) return r.error();
+    for (std::string d = dir; !d.empty();) {
+      const std::string parent = parent_of(d);
+      if (auto r = fs_->sync_dir(parent); !r) return r.error();
+      d = parent;
+    }
+    std::lock_guard lock(durable_mu_);
+    durable_dirs_.insert(dir);
+    return {};
+  }
 
   static std::string parent_of(const std::string& key) {
     const auto slash = key.rfind('/');
@@ -291,6 +314,8 @@ class FileStore final : public ObjectStore {
   std::string root_;
   std::string url_;
   std::atomic<std::uint64_t> next_tmp_{0};
+  std::mutex durable_mu_;
+  std::set<std::string> durable_dirs_;  // made durable by this process (make_durable_dirs)
 };
 
 }  // namespace

@@ -66,7 +66,12 @@ class Fs {
   [[nodiscard]] virtual Result<bool> exists(const std::string& path) = 0;
 };
 
-// The real implementation over a directory on disk (created if missing).
+// mkdir -p of an absolute or relative path on disk, durably: the parent of
+// every directory it creates is fsync'ed, so the new names survive a power
+// loss (an existing path changes nothing and syncs nothing).
+[[nodiscard]] Result<void> make_dirs_durably(const std::string& path);
+
+// The real implementation over a directory on disk (created durably if missing).
 // Opens everything relative to a directory fd of the root, refusing symlinks
 // and ".." (openat2 RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS where available).
 [[nodiscard]] Result<std::unique_ptr<Fs>> open_posix_fs(const std::string& root);

@@ -157,13 +157,36 @@ std::pair<Parent, int> open_parent(int root_fd, const std::vector<std::string>& 
   return {std::move(p), 0};
 }
 
-// mkdir -p for the user-supplied root path (which may be absolute).
+// fsync of the directory at `path` (absolute or relative to the cwd).
+int fsync_dir_path(const std::string& path) {
+  int fd = -1;
+  do {
+    fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  } while (fd < 0 && errno == EINTR);
+  if (fd < 0) return errno;
+  UniqueFd dir(fd);
+  while (::fsync(dir.get()) != 0) {
+    if (errno != EINTR) return errno;
+  }
+  return 0;
+}
+
+// mkdir -p for the user-supplied root path (which may be absolute). The
+// parent of each directory it creates is synced: a new directory's name is
+// durable only then (a power loss right after a first start would otherwise
+// take the whole data directory with it).
 int mkdir_p(const std::string& path) {
   for (std::size_t i = 1; i <= path.size(); ++i) {
     if (i != path.size() && path[i] != '/') continue;
     if (path[i - 1] == '/') continue;
     std::string prefix = path.substr(0, i);
-    if (::mkdir(prefix.c_str(), kDirMode) != 0 && errno != EEXIST) return errno;
+    if (::mkdir(prefix.c_str(), kDirMode) != 0) {
+      if (errno == EEXIST) continue;
+      return errno;
+    }
+    const std::size_t slash = prefix.find_last_of('/');
+    const std::string parent = slash == std::string::npos ? "." : slash == 0 ? "/" : prefix.substr(0, slash);
+    if (int err = fsync_dir_path(parent); err != 0) return err;
   }
   return 0;
 }
@@ -379,6 +402,12 @@ class PosixFs final : public Fs {
 };
 
 }  // namespace
+
+Result<void> make_dirs_durably(const std::string& path) {
+  if (path.empty()) return Error::make(errc::invalid_argument, "mkdir: the path is empty");
+  if (int err = mkdir_p(path); err != 0) return io_error("mkdir", path, err);
+  return {};
+}
 
 Result<std::unique_ptr<Fs>> open_posix_fs(const std::string& root) {
   if (root.empty()) return Error::make(errc::invalid_argument, "open_posix_fs: the data directory path is empty");
