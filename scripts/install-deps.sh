@@ -16,8 +16,9 @@ packages=(
   curl openssl strace prometheus python3 nodejs
   # libfiu's POSIX preload (fiu-run): injected file I/O errors, RELIABILITY A8
   # (libfiu-dev: the header of tests/e2e/fs_faults.c, points libfiu lacks);
-  # libfaketime: wall-clock jumps, RELIABILITY D1
-  fiu-utils libfiu-dev faketime
+  # libfaketime: wall-clock jumps, RELIABILITY D1; fusepy: tests/e2e/lazyfs.py
+  # (power loss under the real binary, RELIABILITY A4)
+  fiu-utils libfiu-dev faketime python3-fusepy
   # OpenStack Swift with s3api (in python3-swift) for the object-store tests
   swift-proxy swift-account swift-container swift-object
 )

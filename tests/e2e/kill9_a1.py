@@ -13,6 +13,11 @@ duplicate, batch atomicity, inconsistent offset, reorder, torn/partial lines;
 the read is repeated (same process, then after one more kill -9) and must
 agree, and some stream must have rotated.
 
+With --lazyfs (RELIABILITY row A4) the data directory (and the file store
+inside it) lives on tests/e2e/lazyfs.py, a FUSE pass-through that forgets
+everything not fsync'ed -- file bytes, and names in directories not synced
+-- after every kill -9, as a power loss would. Needs root and /dev/fuse.
+
 With --fiu-probability P (RELIABILITY row A8) the Writer runs under libfiu's
 POSIX preload (set up as fiu-run -x does; Debian package fiu-utils) and
 tests/e2e/fs_faults.c (the calls libfiu does not wrap): each open (openat,
@@ -142,11 +147,13 @@ def injected_by_fs_faults(path):
 
 
 class Writer:
-    def __init__(self, binary, data, log_path, fault_env=None):
+    def __init__(self, binary, data, log_path, fault_env=None, power_loss=None):
         self.binary = binary
         self.data = data
         self.log_path = log_path
         self.fault_env = fault_env or {}  # e.g. libfiu's: started under injected I/O faults
+        self.power_loss = power_loss  # --lazyfs: forgets what was not synced, after each kill
+        self.power_losses = 0
         self.exits = {}  # exit status -> count, of Writers that exited by themselves
         self.proc = None
         self.addr = None  # (host, port) while a ready Writer runs, else None
@@ -218,16 +225,19 @@ class Writer:
             time.sleep(0.005)
 
     def kill9(self):
+        """kill -9 (if it still runs); then, under --lazyfs, the power loss."""
         self.addr = None
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            raise StartError(f"the Writer (pid {self.proc.pid}) did not exit within 10 s of SIGKILL")
-        self.proc = None
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGKILL)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                raise StartError(f"the Writer (pid {self.proc.pid}) did not exit within 10 s of SIGKILL")
+            self.proc = None
+        if self.power_loss is not None:
+            self.power_loss()
+            self.power_losses += 1
 
     def stop(self):
         """Graceful stop (SIGTERM, bounded), SIGKILL as the fallback; returns the exit status."""
@@ -636,6 +646,9 @@ def main():
     ap.add_argument("--cycles", type=int, default=100, help="kill -9 cycles (default 100)")
     ap.add_argument("--min-seconds", type=float, default=0.0,
                     help="go on with cycles (beyond --cycles) until this many seconds of cycles have passed")
+    ap.add_argument("--lazyfs", action="store_true",
+                    help="RELIABILITY A4: the data directory on lazyfs.py (FUSE, root), which forgets everything "
+                         "not synced after every kill -9 (a power loss)")
     ap.add_argument("--seed", type=int, default=20240601, help="seed of the random choices")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory (data dir + log)")
     ap.add_argument("--fiu-probability", type=float, default=0.0,
@@ -668,7 +681,30 @@ def main():
 
     data = os.path.join(tmp, "data")
     log_path = os.path.join(tmp, "writer.log")
-    writer = Writer(binary, data, log_path, fault_env)
+    lazyfs, mnt, power_loss = None, None, None
+    if args.lazyfs:
+        # RELIABILITY A4: the data directory on lazyfs.py (FUSE); after every
+        # kill -9 everything not synced is forgotten, as in a power loss.
+        backing, mnt = os.path.join(tmp, "backing"), os.path.join(tmp, "mnt")
+        os.mkdir(backing)
+        os.mkdir(mnt)
+        with open(os.path.join(tmp, "lazyfs.log"), "ab") as lf:
+            lazyfs = subprocess.Popen(["/usr/bin/python3", os.path.join(SCRIPT_DIR, "lazyfs.py"), backing, mnt],
+                                      stdin=subprocess.DEVNULL, stdout=lf, stderr=lf)
+        for _ in range(200):
+            if os.path.ismount(mnt) or lazyfs.poll() is not None:
+                break
+            time.sleep(0.05)
+        if not os.path.ismount(mnt):
+            print(f"FAIL: lazyfs did not mount (root, /dev/fuse and python3-fusepy are needed): "
+                  f"{open(os.path.join(tmp, 'lazyfs.log'), errors='replace').read()[-2000:]}", file=sys.stderr)
+            lazyfs.kill()
+            shutil.rmtree(tmp, ignore_errors=True)
+            print("0 passed, 1 failed")
+            return 1
+        data = os.path.join(mnt, "data")
+        power_loss = lambda: os.utime(os.path.join(mnt, ".lazyfs-drop"))  # noqa: E731
+    writer = Writer(binary, data, log_path, fault_env, power_loss)
     stop = threading.Event()
     clients = []
     restart_times = []
@@ -827,6 +863,9 @@ def main():
         results.append(("rotations", max_chunk >= 1))
         results.append(("checkpoints", highest_segment >= 10))
         results.append(("no_crash", not crashes))
+        if lazyfs is not None:
+            print(f"power losses (lazyfs drops of everything not synced): {writer.power_losses}")
+            results.append(("power_losses", writer.power_losses >= args.cycles))
         if fault_env:
             # The faults happened: Writers stopped on storage failures, or refused to start.
             results.append(("faults_injected", sum(n for rc, n in writer.exits.items() if rc > 0) >= 5))
@@ -853,6 +892,13 @@ def main():
                 writer.proc.kill()
         for c in clients:
             c.join(timeout=REQUEST_TIMEOUT * 2)
+        if lazyfs is not None:
+            subprocess.run(["umount", mnt])
+            lazyfs.terminate()
+            try:
+                lazyfs.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                lazyfs.kill()
         if args.keep or (not ok_exit and os.environ.get("KILL9_KEEP_ON_FAILURE")):
             print(f"kept {tmp}")
         else:
