@@ -383,7 +383,11 @@ Result<std::unique_ptr<ObjectStore>> open_store(std::string_view url) {
   }
   auto fs = wal::open_posix_fs(parsed->path);
   if (!fs) return fs.error();
-  return std::unique_ptr<ObjectStore>(std::make_unique<FileStore>(std::move(*fs), parsed->path, parsed->canonical));
+  return file_store_on(std::move(*fs), parsed->path, parsed->canonical);
+}
+
+std::unique_ptr<ObjectStore> file_store_on(std::unique_ptr<wal::Fs> fs, std::string root, std::string url) {
+  return std::make_unique<FileStore>(std::move(fs), std::move(root), std::move(url));
 }
 
 }  // namespace horizon::store

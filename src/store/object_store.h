@@ -36,6 +36,10 @@
 #include <string_view>
 #include <vector>
 
+namespace horizon::wal {
+class Fs;
+}
+
 namespace horizon::store {
 
 inline constexpr std::size_t kMaxKeyBytes = 1024;
@@ -136,5 +140,11 @@ struct StoreUrl {
 // memory://NAME stores live as long as the process and are shared by every
 // open of the same NAME.
 [[nodiscard]] Result<std::unique_ptr<ObjectStore>> open_store(std::string_view url);
+
+// The file:// store over `fs`, whose root is the store's directory `root`
+// (`url` names it in messages): what open_store does for file:// on disk,
+// for tests that put the store on a simulated disk (wal::SimFs).
+[[nodiscard]] std::unique_ptr<ObjectStore> file_store_on(std::unique_ptr<wal::Fs> fs, std::string root,
+                                                         std::string url);
 
 }  // namespace horizon::store
