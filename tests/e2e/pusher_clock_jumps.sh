@@ -12,7 +12,8 @@
 # line seen applied within 10 s of its acknowledgement (the periodic path
 # takes up to 2 s; a stuck timer would take an hour); the Pusher used less
 # than half a core over the run (no timer spinning); it logged no warning
-# or error (no spurious timeout or retry); it stops cleanly on SIGTERM.
+# or error (no spurious timeout or retry) but, at +10 years, the Writer's
+# expired certificate refused; it stops cleanly on SIGTERM.
 source "$(dirname "$0")/lib.sh"
 HERE=$(cd "$(dirname "$0")" && pwd)
 APP="" PUSHER=""
@@ -70,7 +71,12 @@ cpu=$(python3 -c "import sys; print(f'{(int(sys.argv[2]) - int(sys.argv[1])) / i
   "$cpu0" "$cpu1" "$(getconf CLK_TCK)" "$t0" "$t1")
 echo "pusher: $cpu cores on average over the jumps"
 check "the Pusher used under half a core (no timer spinning)" 1 "$(le "$cpu" 0.5 && echo 1 || echo 0)"
-check "the Pusher logged no warning or error" "" "$(grep -E ' (warning|error|critical) ' "$TMP/pusher.log" | head -3)"
+# One warning is right: at +10 years the Writer's certificate has expired
+# for the Pusher, so a new TLS connection (e.g. after the Writer closed an
+# idle one) is refused, and the next periodic round retries. Any other
+# warning (a timeout, a failed push) is a failure.
+check "the Pusher logged no warning or error but a refused certificate" "" \
+  "$(grep -E ' (warning|error|critical) ' "$TMP/pusher.log" | grep -v 'certificate' | head -3)"
 kill -TERM "$PUSHER"
 wait "$PUSHER"
 check "the Pusher stops cleanly on SIGTERM" 0 "$?"
