@@ -442,7 +442,8 @@ Result<std::vector<std::string>> subject_alt_names(std::string_view cert_pem) {
   return out;
 }
 
-Result<void> verify_server_cert(std::string_view cert_pem, std::string_view ca_pem, std::string_view host) {
+Result<void> verify_server_cert(std::string_view cert_pem, std::string_view ca_pem, std::string_view host,
+                                std::optional<std::time_t> at) {
   ErrorQueueScope errors;
   if (host.empty()) return bad_input("the host to verify the certificate for is empty");
   auto cert = parse_certificate(cert_pem, "server certificate");
@@ -459,6 +460,9 @@ Result<void> verify_server_cert(std::string_view cert_pem, std::string_view ca_p
     return crypto_failure("X509_STORE_CTX_init");
   }
   X509_STORE_CTX_set_flags(ctx.get(), X509_V_FLAG_X509_STRICT);
+  // A caller that has decided on one instant checks every date against it
+  // (the clock may move between its reads).
+  if (at) X509_STORE_CTX_set_time(ctx.get(), 0, *at);
   if (X509_STORE_CTX_set_purpose(ctx.get(), X509_PURPOSE_SSL_SERVER) != 1) {
     return crypto_failure("X509_STORE_CTX_set_purpose");
   }

@@ -8,6 +8,7 @@
 #include "core/errc.h"
 
 #include <ctime>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -50,7 +51,8 @@ struct CertifiedKey {
 [[nodiscard]] Result<std::vector<std::string>> subject_alt_names(std::string_view cert_pem);
 
 // Succeeds iff `cert_pem` chains to `ca_pem` (a store holding only that CA,
-// X509_V_FLAG_X509_STRICT, purpose TLS server, current time) and matches
+// X509_V_FLAG_X509_STRICT, purpose TLS server, at time `at`: the current time
+// when not given) and matches
 // `host`: X509_check_ip_asc when `host` is an IP address, else X509_check_host
 // (SANs only, no partial wildcards). Errors: invalid_argument for unparsable
 // PEM or an empty host; unauthorized when the chain does not verify (the
@@ -58,7 +60,7 @@ struct CertifiedKey {
 // issuer certificate" for a different CA) or the host does not match (the
 // message names the host). Messages never contain key material.
 [[nodiscard]] Result<void> verify_server_cert(std::string_view cert_pem, std::string_view ca_pem,
-                                              std::string_view host);
+                                              std::string_view host, std::optional<std::time_t> at = std::nullopt);
 
 // The validity period of the first certificate in `cert_pem`, as Unix times
 // (seconds, UTC). Errors: invalid_argument if the PEM does not parse.

@@ -289,6 +289,23 @@ TEST_F(CaTest, VerifyFailsForAHostNotInTheSans) {
   }
 }
 
+TEST_F(CaTest, VerifyChecksTheDatesAtTheGivenInstant) {
+  const auto v = certificate_validity(server_->cert_pem).value();
+  EXPECT_TRUE(verify_server_cert(server_->cert_pem, ca_->cert_pem, "localhost", v.not_before + 60));
+  EXPECT_TRUE(verify_server_cert(server_->cert_pem, ca_->cert_pem, "localhost", v.not_after - 60));
+  struct Case {
+    std::time_t at;
+    const char* says;
+  };
+  for (const Case& c : {Case{v.not_before - 24 * 3600, "not yet valid"}, Case{v.not_after + 60, "has expired"}}) {
+    auto r = verify_server_cert(server_->cert_pem, ca_->cert_pem, "localhost", c.at);
+    ASSERT_FALSE(r) << c.says;
+    EXPECT_EQ(r.error().code, errc::unauthorized);
+    EXPECT_TRUE(contains(r.error().message, c.says)) << r.error().message;
+  }
+  EXPECT_TRUE(verify_server_cert(server_->cert_pem, ca_->cert_pem, "localhost")) << "no instant: the clock's";
+}
+
 TEST_F(CaTest, VerifyFailsAgainstADifferentCaTheMitmCase) {
   auto other_ca = create_ca(kCaName);  // same name, different key
   ASSERT_TRUE(other_ca) << other_ca.error().message;

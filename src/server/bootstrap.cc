@@ -228,7 +228,7 @@ Result<std::optional<Renewal>> renew_server_cert_if_due(const std::string& data_
     reason = cert->not_after <= now ? fmt::format("it expired on {}", utc_date(cert->not_after))
                                     : fmt::format("it expires on {}, in {} days", utc_date(cert->not_after),
                                                   days_between(now, cert->not_after));
-  } else if (auto v = net::verify_server_cert(cert_pem, ca_pem, host); !v) {
+  } else if (auto v = net::verify_server_cert(cert_pem, ca_pem, host, now); !v) {
     reason = fmt::format("it does not verify for {}: {}", host, v.error().message);
   } else {
     return std::nullopt;

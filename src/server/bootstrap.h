@@ -52,6 +52,7 @@ struct BootstrapConfig {
 
 // Server certificate renewal. Due when the certificate expires within
 // kRenewBefore of `now` (or has expired), or does not verify against the CA
+// at `now` (one instant for every check: the clock may move between reads)
 // for the advertised host (a changed --advertise). Never when the CA has
 // expired, nor for expiry when the CA ends before the current certificate
 // (a new one could not outlive it): see ca_expiry_warning. Then the internal

@@ -99,6 +99,20 @@ TEST_F(Renewal, DueWhenTheAdvertisedHostChanged) {
   EXPECT_TRUE(net::verify_server_cert(loaded.server_cert_pem, id_.ca_pem, "writer.example"));
 }
 
+// The clock may move between two reads (a jump, libfaketime): every check
+// of one call uses the `now` it was given, never a fresh reading. Seen in
+// CI: the CA was judged valid at `now`, then the chain verified at a later
+// clock past the CA's end, and a certificate was issued by an expired CA.
+TEST_F(Renewal, EveryCheckUsesTheGivenInstantNotTheClock) {
+  auto early = renew_at(validity_.not_before - 2 * kDay);
+  ASSERT_TRUE(early) << early.error().message;
+  ASSERT_TRUE(*early) << "two days before its start the certificate does not verify";
+  EXPECT_NE((*early)->reason.find("not yet valid"), std::string::npos) << (*early)->reason;
+  auto fine = renew_at(validity_.not_before + kDay);
+  ASSERT_TRUE(fine) << fine.error().message;
+  EXPECT_FALSE(*fine) << "a day after its start it is not due";
+}
+
 TEST_F(Renewal, AMissingCaKeyIsAClearErrorAndWritesNothing) {
   fs::remove(dir_ / "tls" / "ca-key.pem");
   auto r = renew_at(validity_.not_after - kDay);
