@@ -3,6 +3,7 @@
 #include "server/bootstrap.h"
 #include "server/writer_process.h"
 #include "core/wire.h"
+#include "store/http_internal.h"
 #include "store/object_store.h"
 
 #include <boost/json.hpp>
@@ -100,11 +101,14 @@ Result<HttpResult> Client::post(const std::string& path, const std::string& json
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &out.body);
+  char detail[CURL_ERROR_SIZE] = {};  // why, e.g. "SSL certificate problem: certificate has expired"
+  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, detail);
   const CURLcode rc = curl_easy_perform(c);
+  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, nullptr);
   curl_slist_free_all(headers);
   if (rc != CURLE_OK) {
-    return Error::make(errc::not_ready,
-                       fmt::format("cannot reach the Writer at {}: {}", config_.api, curl_easy_strerror(rc)));
+    return Error::make(errc::not_ready, fmt::format("cannot reach the Writer at {}: {}", config_.api,
+                                                    store::detail::curl_failure_text(rc, detail)));
   }
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out.status);
   return out;

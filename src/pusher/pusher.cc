@@ -1,6 +1,7 @@
 #include "pusher/pusher.h"
 
 #include "core/wire.h"
+#include "store/http_internal.h"
 
 #include <curl/curl.h>
 #include <fmt/format.h>
@@ -47,10 +48,14 @@ class AppClient {
     curl_easy_setopt(curl_, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(curl_, CURLOPT_WRITEFUNCTION, collect);
     curl_easy_setopt(curl_, CURLOPT_WRITEDATA, &out);
+    char detail[CURL_ERROR_SIZE] = {};
+    curl_easy_setopt(curl_, CURLOPT_ERRORBUFFER, detail);
     const CURLcode rc = curl_easy_perform(curl_);
+    curl_easy_setopt(curl_, CURLOPT_ERRORBUFFER, nullptr);
     curl_slist_free_all(headers);
     if (rc != CURLE_OK) {
-      return Error::make(errc::not_ready, fmt::format("push to the application failed: {}", curl_easy_strerror(rc)));
+      return Error::make(errc::not_ready,
+                         fmt::format("push to the application failed: {}", store::detail::curl_failure_text(rc, detail)));
     }
     long status = 0;
     curl_easy_getinfo(curl_, CURLINFO_RESPONSE_CODE, &status);

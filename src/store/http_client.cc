@@ -11,6 +11,14 @@
 #include <mutex>
 
 namespace horizon::store::detail {
+
+std::string curl_failure_text(int curl_code, const char* detail) {
+  const char* name = curl_easy_strerror(static_cast<CURLcode>(curl_code));
+  std::string_view d = detail == nullptr ? std::string_view() : std::string_view(detail);
+  while (!d.empty() && (d.back() == '\n' || d.back() == '\r' || d.back() == ' ')) d.remove_suffix(1);
+  if (d.empty() || d == name) return name;
+  return fmt::format("{} ({})", name, d);
+}
 namespace {
 
 // curl_easy_setopt and curl_easy_getinfo are variadic (and macros under
@@ -254,7 +262,7 @@ Result<HttpResponse> HttpClient::perform(const HttpRequest& request) {
   }
   // After a failure, drop the handle (and its connection) altogether.
   curl_easy_cleanup(h);
-  const std::string what = error_buffer[0] != '\0' ? std::string(error_buffer) : std::string(curl_easy_strerror(rc));
+  const std::string what = curl_failure_text(rc, error_buffer);
   const std::string message = fmt::format("{} {}: {}", request.method, request.url, printable_excerpt(what, 200));
   if (rc == CURLE_ABORTED_BY_CALLBACK) {
     return Error::make(errc::not_ready, fmt::format("{} {}: cancelled", request.method, request.url));

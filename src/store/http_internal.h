@@ -22,6 +22,12 @@
 
 namespace horizon::store::detail {
 
+// libcurl's name for `curl_code` (a CURLcode) and, when `detail` (the
+// CURLOPT_ERRORBUFFER) says more, that in parentheses: "SSL peer certificate
+// or SSH remote key was not OK (SSL certificate problem: certificate has
+// expired)". Neither names a header, so no token reaches the text.
+std::string curl_failure_text(int curl_code, const char* detail);
+
 struct HttpRequest {
   std::string method;                // GET, PUT, HEAD, DELETE
   std::string url;                   // absolute, already encoded

@@ -9,6 +9,7 @@
 #include "store/s3_store.h"
 #include "store/sigv4.h"
 #include "store/test_support.h"
+#include "wal/forwarding_fs.h"
 #include "wal/sim_fs.h"
 
 #include <gtest/gtest.h>
@@ -75,29 +76,14 @@ TEST(FileStore, PutGetRemove) {
   std::filesystem::remove_all(dir);
 }
 
-// A SimFs shared by the test (restart) and the store (which owns its Fs).
-class SharedSimFs final : public wal::Fs {
- public:
-  explicit SharedSimFs(wal::SimFs& sim) : sim_(sim) {}
-  Result<std::unique_ptr<wal::File>> open(const std::string& p, wal::OpenMode m) override { return sim_.open(p, m); }
-  Result<void> rename(const std::string& a, const std::string& b) override { return sim_.rename(a, b); }
-  Result<void> remove(const std::string& p) override { return sim_.remove(p); }
-  Result<void> mkdirs(const std::string& p) override { return sim_.mkdirs(p); }
-  Result<void> sync_dir(const std::string& p) override { return sim_.sync_dir(p); }
-  Result<std::vector<std::string>> list(const std::string& d) override { return sim_.list(d); }
-  Result<bool> exists(const std::string& p) override { return sim_.exists(p); }
-
- private:
-  wal::SimFs& sim_;
-};
-
 // A put that returned success survives a power loss, also when it created
 // the directories of its key (their names are durable only once their
 // parents are synced; before that was done, some seeds lost the object).
 TEST(FileStore, APutSurvivesAPowerLossWithTheDirectoriesItCreated) {
   for (std::uint64_t seed = 0; seed < 64; ++seed) {
     wal::SimFs sim(seed);
-    auto store = file_store_on(std::make_unique<SharedSimFs>(sim), "sim-store", "file:///sim-store");
+    // The store owns its Fs; the test keeps the SimFs to restart it.
+    auto store = file_store_on(std::make_unique<wal::ForwardingFs>(sim), "sim-store", "file:///sim-store");
     ASSERT_TRUE(store->put("chunks/s/_sub/app/~0000.ehc", "sealed chunk"));
     ASSERT_TRUE(store->put("chunks/s/_sub/app/~0001.ehc", "next chunk"));  // the directory known durable
     sim.restart();

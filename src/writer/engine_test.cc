@@ -2,6 +2,7 @@
 
 #include "wal/failpoint.h"
 #include "wal/filename.h"
+#include "wal/forwarding_fs.h"
 #include "wal/log.h"
 #include "wal/sim_fs.h"
 #include "writer/test_util.h"
@@ -1143,38 +1144,26 @@ void thirty_two_appenders(Submit how) {
 
 // Sync pacing: a File whose sync takes 2 ms, N appenders that each keep one
 // asynchronous append in flight (only the commit thread commits).
-class SlowSyncFs final : public wal::Fs {
+class SlowSyncFs final : public wal::ForwardingFs {
  public:
-  explicit SlowSyncFs(wal::Fs& inner) : inner_(inner) {}
+  using ForwardingFs::ForwardingFs;
   Result<std::unique_ptr<wal::File>> open(const std::string& path, wal::OpenMode mode) override {
-    auto f = inner_.open(path, mode);
+    auto f = ForwardingFs::open(path, mode);
     if (!f) return f.error();
     return std::unique_ptr<wal::File>(std::make_unique<SlowFile>(std::move(*f)));
   }
-  Result<void> rename(const std::string& from, const std::string& to) override { return inner_.rename(from, to); }
-  Result<void> remove(const std::string& path) override { return inner_.remove(path); }
-  Result<void> mkdirs(const std::string& path) override { return inner_.mkdirs(path); }
-  Result<void> sync_dir(const std::string& path) override { return inner_.sync_dir(path); }
-  Result<std::vector<std::string>> list(const std::string& dir) override { return inner_.list(dir); }
-  Result<bool> exists(const std::string& path) override { return inner_.exists(path); }
 
  private:
-  struct SlowFile final : wal::File {
-    explicit SlowFile(std::unique_ptr<wal::File> f) : f_(std::move(f)) {}
-    Result<void> pwrite(std::string_view data, std::uint64_t offset) override { return f_->pwrite(data, offset); }
-    Result<std::string> pread(std::uint64_t offset, std::size_t size) override { return f_->pread(offset, size); }
+  struct SlowFile final : wal::ForwardingFile {
+    using ForwardingFile::ForwardingFile;
     Result<void> sync() override {
       // 5 ms: long enough that a paced sync (3 x 5 ms after the previous
       // start) leaves the answered appenders 10 ms to come back even on a
       // machine busy with other tests (with 2 ms, 4 ms was once too short).
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
-      return f_->sync();
+      return ForwardingFile::sync();
     }
-    Result<std::uint64_t> size() override { return f_->size(); }
-    Result<void> truncate(std::uint64_t size) override { return f_->truncate(size); }
-    std::unique_ptr<wal::File> f_;
   };
-  wal::Fs& inner_;
 };
 
 struct PacingRun {

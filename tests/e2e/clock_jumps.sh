@@ -19,19 +19,12 @@ source "$(dirname "$0")/lib.sh"
 trap 'stop_writer; rm -rf "$TMP"' EXIT
 HERE=$(cd "$(dirname "$0")" && pwd)
 
-LIBFT=$(ls /usr/lib/*/faketime/libfaketimeMT.so.1 2>/dev/null | head -1)
-[ -n "$LIBFT" ] || { fail "libfaketime is not installed (Debian package faketime)"; finish; exit 1; }
-CLOCK="$TMP/clock"  # the Writer's offset, read by libfaketime at most once a second
-echo "+0" >"$CLOCK"
-FAKE=(env "LD_PRELOAD=$LIBFT" "FAKETIME_TIMESTAMP_FILE=$CLOCK" FAKETIME_CACHE_DURATION=1 FAKETIME_DONT_FAKE_MONOTONIC=1)
-# An ASan build needs its runtime loaded first.
-ASANLIB=$(ldd "$HORIZON" | awk '/libasan/ {print $3}')
-FAKE_WRITER=(env "LD_PRELOAD=${ASANLIB:+$ASANLIB:}$LIBFT" "FAKETIME_TIMESTAMP_FILE=$CLOCK" FAKETIME_CACHE_DURATION=1
-  FAKETIME_DONT_FAKE_MONOTONIC=1)
+CLOCK="$TMP/clock"  # the Writer's offset
+fake_clock "$CLOCK" || { finish; exit 1; }
 jump() { echo "$1" >"$CLOCK"; sleep 1.6; }  # past libfaketime's cache, and a few activity rounds
 
 DATA="$TMP/data"
-WRITER_PREFIX="${FAKE_WRITER[*]}" start_writer "$DATA" --activity-interval 0.2 || { fail "writer start"; finish; exit 1; }
+WRITER_PREFIX="${FAKE_HORIZON[*]}" start_writer "$DATA" --activity-interval 0.2 || { fail "writer start"; finish; exit 1; }
 api POST /writer/create_stream '{"Name":"/clock"}'; check "create" 201 "$STATUS"
 server_expiry() { metric 'horizon_tls_certificate_expiry_timestamp_seconds{certificate="server"}'; }
 expiry0=$(server_expiry)

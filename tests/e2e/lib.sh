@@ -116,3 +116,20 @@ proxy_count() { curl -s "http://127.0.0.1:$CTL_PORT/counts" | python3 -c "import
 
 # A free loopback TCP port.
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+# fake_clock CLOCK_FILE: sets FAKE (a prefix for any program) and FAKE_HORIZON
+# (for $HORIZON: an ASan build needs its runtime loaded first) to run a
+# command on a wall clock that libfaketime (Debian package faketime) reads
+# from CLOCK_FILE ("+1h", "-1h", "+3660d", "2030-01-01 00:00:00" frozen),
+# at most once a second; the monotonic clock stays real. The file starts at
+# "+0". Fails (a failed check) when libfaketime is not installed.
+fake_clock() {
+  local lib asan
+  lib=$(ls /usr/lib/*/faketime/libfaketimeMT.so.1 2>/dev/null | head -1)
+  [ -n "$lib" ] || { fail "libfaketime is not installed (Debian package faketime)"; return 1; }
+  asan=$(ldd "$HORIZON" | awk '/libasan/ {print $3}')
+  echo "+0" >"$1"
+  local settings=("FAKETIME_TIMESTAMP_FILE=$1" FAKETIME_CACHE_DURATION=1 FAKETIME_DONT_FAKE_MONOTONIC=1)
+  FAKE=(env "LD_PRELOAD=$lib" "${settings[@]}")
+  FAKE_HORIZON=(env "LD_PRELOAD=${asan:+$asan:}$lib" "${settings[@]}")
+}

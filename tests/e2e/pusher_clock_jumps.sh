@@ -24,13 +24,8 @@ cleanup_extra() {
 }
 trap 'cleanup_extra; stop_writer; rm -rf "$TMP"' EXIT
 
-LIBFT=$(ls /usr/lib/*/faketime/libfaketimeMT.so.1 2>/dev/null | head -1)
-[ -n "$LIBFT" ] || { fail "libfaketime is not installed (Debian package faketime)"; finish; exit 1; }
-CLOCK="$TMP/clock"  # the Pusher's offset, read by libfaketime at most once a second
-echo "+0" >"$CLOCK"
-ASANLIB=$(ldd "$HORIZON" | awk '/libasan/ {print $3}')  # an ASan build needs its runtime first
-FAKE=(env "LD_PRELOAD=${ASANLIB:+$ASANLIB:}$LIBFT" "FAKETIME_TIMESTAMP_FILE=$CLOCK" FAKETIME_CACHE_DURATION=1
-  FAKETIME_DONT_FAKE_MONOTONIC=1)
+CLOCK="$TMP/clock"  # the Pusher's offset
+fake_clock "$CLOCK" || { finish; exit 1; }
 jump() { echo "$1" >"$CLOCK"; sleep 2.5; }  # past libfaketime's cache, and a periodic round
 
 DATA="$TMP/data"
@@ -43,7 +38,7 @@ APP_PORT=$(free_port)
 python3 "$HERE/push_app.py" "$TMP/app.db" "$APP_PORT" /_sub/app >"$TMP/app.log" 2>&1 &
 APP=$!
 for _ in $(seq 1 100); do grep -q ready "$TMP/app.log" && break; sleep 0.1; done
-"${FAKE[@]}" "$HORIZON" pusher --endpoint "http://127.0.0.1:$APP_PORT/_eventhorizon_push" --proxy off \
+"${FAKE_HORIZON[@]}" "$HORIZON" pusher --endpoint "http://127.0.0.1:$APP_PORT/_eventhorizon_push" --proxy off \
   >"$TMP/pusher.log" 2>&1 &
 PUSHER=$!
 ticks() { awk '{ print $14 + $15 }' "/proc/$PUSHER/stat"; }

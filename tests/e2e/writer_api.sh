@@ -183,6 +183,21 @@ out=$("$HORIZON" stream-create /nope/x 2>&1); rc=$?
 out=$(HORIZON_TOKEN=wrong "$HORIZON" stream-append /cli x 2>&1); rc=$?
 [ $rc -ne 0 ] && pass || fail "cli wrong token exit"; contains "cli wrong token" "HTTP 401" "$out"
 out=$("$HORIZON" stream-append 'bad name' x 2>&1); rc=$?; [ $rc -ne 0 ] && pass || fail "cli bad name"
+# A Writer that does not verify against the store's CA (a man in the middle,
+# a store of another Writer): refused, and the one line says why.
+mkdir -p "$TMP/mitm/store/_horizon"  # the test's own files (the E5 check below skips mitm/)
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout /dev/null -subj /CN=other -days 2 \
+  -out "$TMP/mitm/other-ca.pem" 2>/dev/null
+python3 -c "
+import json, sys
+d = json.load(open(sys.argv[1])); d['ca_pem'] = open(sys.argv[2]).read()
+json.dump(d, open(sys.argv[3], 'w'))" "$DATA/store/_horizon/discovery.json" "$TMP/mitm/other-ca.pem" \
+  "$TMP/mitm/store/_horizon/discovery.json"
+out=$(HORIZON_DATA="" STORE="file://$TMP/mitm/store" HORIZON_TOKEN=$TOKEN "$HORIZON" stream-append /cli x 2>&1); rc=$?
+[ $rc -ne 0 ] && pass || fail "cli accepted a Writer its CA does not sign"
+check "cli certificate refusal is one line" 1 "$(printf '%s\n' "$out" | wc -l)"
+contains "cli says why the certificate was refused" "SSL certificate problem: unable to get local issuer certificate" "$out"
+not_contains "no token in the refusal" "$TOKEN" "$out"
 for sub in writer stream-create stream-append stream-appendfromfile stream-liveread stream-subscribe; do
   "$HORIZON" "$sub" --help >/dev/null 2>&1 && pass || fail "$sub --help"
 done
@@ -226,7 +241,7 @@ check "foreign store exit" "1" "$rc"; contains "foreign store message" "already 
 [ ! -e "$TMP/other/client.env" ] && pass || fail "refused bootstrap wrote client.env"
 
 # --- path traversal (E5): names never became paths; nothing outside the data directory
-find "$TMP" -mindepth 1 -maxdepth 1 -newer "$TMP/10000.json" ! -name data ! -name other ! -name '*.txt' ! -name '*.json' \
+find "$TMP" -mindepth 1 -maxdepth 1 -newer "$TMP/10000.json" ! -name data ! -name other ! -name mitm ! -name '*.txt' ! -name '*.json' \
   ! -name '*.body' ! -name '*.err' ! -name writer.log | grep . && fail "files created outside the data directory" || pass
 check "data dir top level" "ca.pem chunks client.env identity.json LOCK snapshot store tls wal" \
   "$(ls "$DATA" | sort -f | tr '\n' ' ' | sed 's/ $//')"
