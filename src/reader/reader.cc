@@ -10,6 +10,8 @@
 #include <fstream>
 #include <string_view>
 #include <system_error>
+#include <cerrno>
+#include <fcntl.h>
 #include <unistd.h>
 
 namespace horizon::reader {
@@ -34,27 +36,95 @@ std::string cache_name(const std::string& key) {
   return out + ".raw";
 }
 
+// A cache file is the decoded chunk followed by a trailer: "EHRC", the
+// CRC-32C of the chunk and its size (little-endian u32, u64). Cache files
+// are written without fsync (a cache), so after a power loss one may be
+// empty, short or zero-filled under its final name: the trailer catches
+// that, and a file that fails it is removed and read again from the store.
+constexpr std::string_view kCacheMagic = "EHRC";
+constexpr std::size_t kTrailerSize = 16;
+
+std::string cache_trailer(std::string_view data) {
+  std::string t(kCacheMagic);
+  const std::uint32_t crc = crc32c::value(data);
+  const std::uint64_t size = data.size();
+  for (int i = 0; i < 4; ++i) t += static_cast<char>((crc >> (8 * i)) & 0xff);
+  for (int i = 0; i < 8; ++i) t += static_cast<char>((size >> (8 * i)) & 0xff);
+  return t;
+}
+
 // The whole file in one sized read (no stream-buffer growth and copy);
-// nullopt if it cannot be opened or read completely (the caller then reads
-// the store).
-Result<std::optional<std::string>> read_file(const fs::path& p) {
+// nullopt if it cannot be opened or read completely.
+std::optional<std::string> read_file(const fs::path& p) {
   std::ifstream in(p, std::ios::binary | std::ios::ate);
-  if (!in) return std::optional<std::string>();
+  if (!in) return std::nullopt;
   const std::streamoff size = in.tellg();
-  if (size < 0) return std::optional<std::string>();
+  if (size < 0) return std::nullopt;
   std::string bytes(static_cast<std::size_t>(size), '\0');
   in.seekg(0);
-  if (!in.read(bytes.data(), static_cast<std::streamsize>(size))) return std::optional<std::string>();
-  return std::optional<std::string>(std::move(bytes));
+  if (!in.read(bytes.data(), static_cast<std::streamsize>(size))) return std::nullopt;
+  return bytes;
+}
+
+// The chunk in a cache file whose trailer checks out, with the trailer cut.
+std::optional<std::string> checked_cache_contents(std::string bytes) {
+  if (bytes.size() < kTrailerSize) return std::nullopt;
+  const std::string_view data(bytes.data(), bytes.size() - kTrailerSize);
+  if (std::string_view(bytes).substr(data.size()) != cache_trailer(data)) return std::nullopt;
+  bytes.resize(data.size());
+  return bytes;
+}
+
+// Writes `data` and its trailer to a private temp file (0600: the chunk is
+// plaintext) and renames it over `path`. False if any step failed (nothing
+// is left behind then).
+bool write_cache_file(const fs::path& path, std::string_view data) {
+  const std::string tmp = path.string() + fmt::format(".tmp{}", ::getpid());
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) return false;
+  const std::string trailer = cache_trailer(data);
+  bool ok = true;
+  for (std::string_view part : {data, std::string_view(trailer)}) {
+    while (ok && !part.empty()) {
+      const ssize_t n = ::write(fd, part.data(), part.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) ok = false;
+      else part.remove_prefix(static_cast<std::size_t>(n));
+    }
+  }
+  ok = (::close(fd) == 0) && ok;
+  std::error_code ec;
+  if (ok) fs::rename(tmp, path, ec);
+  if (!ok || ec) {
+    fs::remove(tmp, ec);
+    return false;
+  }
+  return true;
 }
 
 }  // namespace
 
 Reader::Reader(ReaderOptions options) : options_(std::move(options)) {
   if (!options_.cache_dir.empty()) {
+    // The cache holds plaintext chunks: only its owner may enter it (also
+    // one made by a version that did not restrict it).
     std::error_code ec;
     fs::create_directories(options_.cache_dir, ec);
+    fs::permissions(options_.cache_dir, fs::perms::owner_all, fs::perm_options::replace, ec);
   }
+}
+
+void Reader::account_cached(std::uint64_t bytes) {
+  // One scan of the directory per Reader, then a running total, so that a
+  // cache of thousands of chunks is not listed again at every insertion;
+  // only past the bound is it listed (and trimmed). Other processes
+  // sharing the directory are seen at that scan.
+  if (!cache_bytes_) {
+    evict_if_needed();
+    return;
+  }
+  *cache_bytes_ += bytes;
+  if (*cache_bytes_ > options_.cache_max_bytes) evict_if_needed();
 }
 
 void Reader::evict_if_needed() {
@@ -66,13 +136,15 @@ void Reader::evict_if_needed() {
     total += e.file_size(ec);
     files.emplace_back(e.last_write_time(ec), e.path());
   }
+  cache_bytes_ = total;
   if (total <= options_.cache_max_bytes) return;
   std::sort(files.begin(), files.end());
   for (const auto& [t, p] : files) {
     if (total <= options_.cache_max_bytes) break;
     const auto size = fs::file_size(p, ec);
-    if (fs::remove(p, ec)) total -= size;
+    if (!ec && fs::remove(p, ec)) total -= size;
   }
+  cache_bytes_ = total;
 }
 
 Result<std::shared_ptr<const std::string>> Reader::sealed_chunk(const StreamName& stream, std::uint64_t chunk) {
@@ -83,14 +155,18 @@ Result<std::shared_ptr<const std::string>> Reader::sealed_chunk(const StreamName
     // Keyed by the store too: two stores hold different objects under the same key.
     const std::string where = options_.store != nullptr ? options_.store->describe() : std::string("no-store");
     cached = fs::path(options_.cache_dir) / cache_name(where + "\n" + key);
-    auto bytes = read_file(cached);
-    if (bytes && *bytes) {
-      ++stats_.cache_hits;
+    if (auto bytes = read_file(cached)) {
+      if (auto contents = checked_cache_contents(std::move(*bytes))) {
+        ++stats_.cache_hits;
+        std::error_code ec;
+        fs::last_write_time(cached, fs::file_time_type::clock::now(), ec);  // LRU touch
+        auto data = std::make_shared<const std::string>(std::move(*contents));
+        hot_.emplace(key, data);
+        return data;
+      }
+      ++stats_.cache_damaged;  // torn by a power loss, or altered: never data
       std::error_code ec;
-      fs::last_write_time(cached, fs::file_time_type::clock::now(), ec);  // LRU touch
-      auto data = std::make_shared<const std::string>(std::move(**bytes));
-      hot_.emplace(key, data);
-      return data;
+      fs::remove(cached, ec);
     }
   }
   if (options_.store == nullptr) {
@@ -117,18 +193,7 @@ Result<std::shared_ptr<const std::string>> Reader::sealed_chunk(const StreamName
                                                      options_.store->describe(), raw.error().message));
   }
   auto data = std::make_shared<const std::string>(std::move(*raw));
-  if (!cached.empty()) {
-    // Atomic: write a private temp file, then rename over the cache name.
-    const fs::path tmp = cached.string() + fmt::format(".tmp{}", ::getpid());
-    {
-      std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-      out.write(data->data(), static_cast<std::streamsize>(data->size()));
-    }
-    std::error_code ec;
-    fs::rename(tmp, cached, ec);
-    if (ec) fs::remove(tmp, ec);
-    evict_if_needed();
-  }
+  if (!cached.empty() && write_cache_file(cached, *data)) account_cached(data->size() + kTrailerSize);
   hot_.emplace(key, data);
   return data;
 }

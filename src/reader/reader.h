@@ -8,6 +8,12 @@
 // Integrity: a sealed chunk that fails authentication or decoding is an
 // error naming the object; it is never returned as data (and not cached).
 //
+// The cache directory (mode 0700, files 0600: they are plaintext) holds each
+// decoded chunk with a CRC-32C trailer; a file that fails it (a power loss
+// tore it; cache files are not fsync'ed) is removed and the chunk read from
+// the store again. The bound is kept by one listing per Reader and a running
+// total after it.
+//
 // Thread-safety: a Reader is used by one thread at a time; several Readers
 // may share one cache directory (files are replaced atomically).
 
@@ -53,6 +59,7 @@ class Reader {
 
   struct Stats {
     std::uint64_t live_reads = 0, store_gets = 0, cache_hits = 0;
+    std::uint64_t cache_damaged = 0;  // cache files that failed their check (removed, read from the store)
   };
   const Stats& stats() const { return stats_; }
 
@@ -60,9 +67,11 @@ class Reader {
   // Whole decoded bytes of a sealed chunk (cache, else store).
   Result<std::shared_ptr<const std::string>> sealed_chunk(const StreamName& stream, std::uint64_t chunk);
   void evict_if_needed();
+  void account_cached(std::uint64_t bytes);
 
   ReaderOptions options_;
   Stats stats_;
+  std::optional<std::uint64_t> cache_bytes_;  // the cache directory's size, known after its first scan
   // The last sealed chunk used, kept in memory for sequential reads.
   std::optional<std::pair<std::string, std::shared_ptr<const std::string>>> hot_;
 };

@@ -13,8 +13,10 @@
 #include "writer/test_util.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <filesystem>
+#include <fstream>
 #include <chrono>
 #include <condition_variable>
 #include <functional>
@@ -245,6 +247,69 @@ TEST(ShipperAndReader, CacheServesRepeatReadsAndStaysBounded) {
     hit = res.has_value() && cached.stats().cache_hits > 0;
   }
   EXPECT_TRUE(hit);
+}
+
+// Cache files are plaintext and not fsync'ed: private to their owner, and
+// one that a power loss left empty, short or zero-filled (or that anything
+// altered) is never data: it is removed and the chunk read from the store.
+TEST(ShipperAndReader, CacheFilesArePrivateAndADamagedOneIsReadFromTheStoreAgain) {
+  World w;
+  ASSERT_TRUE(w.engine->create_stream_sync(sn("/s")));
+  w.fill(60);
+  server::Shipper shipper(*w.engine, *w.store, w.key, {}, nullptr);
+  ASSERT_TRUE(shipper.ship_pending());
+  const auto cache = w.dir / "private-cache";
+  const Cursor first = Cursor::parse("/s:0:0").value();  // two lines of chunk 0 (of about ten)
+  std::vector<std::string> want;
+  {
+    Reader r = w.reader(false, cache.string());
+    auto lines = r.read(first, 2);
+    ASSERT_TRUE(lines) << lines.error().message;
+    want = texts(*lines);
+    EXPECT_EQ(r.stats().store_gets, 1u);
+  }
+  ASSERT_FALSE(want.empty());
+  struct stat st {};
+  ASSERT_EQ(::stat(cache.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  std::vector<std::filesystem::path> files;
+  for (const auto& e : std::filesystem::directory_iterator(cache)) files.push_back(e.path());
+  ASSERT_EQ(files.size(), 1u);
+  const auto file = files[0];
+  ASSERT_EQ(::stat(file.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  const std::string whole = [&] {
+    std::ifstream in(file, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }();
+  {
+    Reader hit = w.reader(false, cache.string());
+    auto lines = hit.read(first, 2);
+    ASSERT_TRUE(lines);
+    EXPECT_EQ(texts(*lines), want);
+    EXPECT_EQ(hit.stats().cache_hits, 1u);
+    EXPECT_EQ(hit.stats().store_gets, 0u);
+  }
+  const std::vector<std::pair<std::string, std::string>> damages = {
+      {"empty", ""},
+      {"no trailer (an older cache file)", whole.substr(0, whole.size() - 16)},
+      {"cut short", whole.substr(0, whole.size() - 1)},
+      {"zero-filled", std::string(whole.size(), '\0')},
+      {"one bit flipped in the data", [&] { auto b = whole; b[3] ^= 0x01; return b; }()},
+      {"a byte appended", whole + "x"},
+  };
+  for (const auto& [what, bytes] : damages) {
+    { std::ofstream(file, std::ios::binary | std::ios::trunc) << bytes; }
+    Reader r = w.reader(false, cache.string());
+    auto lines = r.read(first, 2);
+    ASSERT_TRUE(lines) << what << ": " << lines.error().message;
+    EXPECT_EQ(texts(*lines), want) << what;
+    EXPECT_EQ(r.stats().cache_damaged, 1u) << what;
+    EXPECT_EQ(r.stats().cache_hits, 0u) << what;
+    EXPECT_EQ(r.stats().store_gets, 1u) << what;
+    std::ifstream in(file, std::ios::binary);
+    EXPECT_EQ(std::string(std::istreambuf_iterator<char>(in), {}), whole) << what << ": written again";
+  }
 }
 
 TEST(Shipper, RetriesWhileTheStoreIsDownAndVerifiesBeforeFreeing) {

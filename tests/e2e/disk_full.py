@@ -124,6 +124,7 @@ def main():
                               sys.executable] + sys.argv)
     binary = os.environ.get("HORIZON") or os.path.normpath(os.path.join(SCRIPT_DIR, "..", "..", "build", "horizon"))
     tmp = tempfile.mkdtemp(prefix="eh-diskfull-")
+    os.environ["XDG_CACHE_HOME"] = os.path.join(tmp, "xdg-cache")  # the readers' cache: not ~/.cache
     fs = os.path.join(tmp, "fs")
     os.mkdir(fs)
     mounted = False

@@ -669,6 +669,7 @@ def main():
         print(f"kill9_a1: {fs_faults} is missing (build the fs_faults target, or set FS_FAULTS)", file=sys.stderr)
         return 1
     tmp = tempfile.mkdtemp(prefix="eh-kill9-")
+    os.environ["XDG_CACHE_HOME"] = os.path.join(tmp, "xdg-cache")  # the readers' cache: not ~/.cache
     injection_log = os.path.join(tmp, "fs-faults.log")
     fault_env = {}
     if args.fiu_probability:

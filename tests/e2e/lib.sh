@@ -7,6 +7,8 @@ HORIZON=${HORIZON:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/build/hor
 PASSED=0
 FAILED=0
 TMP=$(mktemp -d /tmp/eh-e2e.XXXXXX)
+# The readers' chunk cache (CLI, Pusher) of this test, not the user's ~/.cache.
+export XDG_CACHE_HOME="$TMP/xdg-cache"
 WRITER_PID=""
 
 pass() { PASSED=$((PASSED + 1)); }

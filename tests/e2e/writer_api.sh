@@ -241,7 +241,7 @@ check "foreign store exit" "1" "$rc"; contains "foreign store message" "already 
 [ ! -e "$TMP/other/client.env" ] && pass || fail "refused bootstrap wrote client.env"
 
 # --- path traversal (E5): names never became paths; nothing outside the data directory
-find "$TMP" -mindepth 1 -maxdepth 1 -newer "$TMP/10000.json" ! -name data ! -name other ! -name mitm ! -name '*.txt' ! -name '*.json' \
+find "$TMP" -mindepth 1 -maxdepth 1 -newer "$TMP/10000.json" ! -name data ! -name other ! -name mitm ! -name xdg-cache ! -name '*.txt' ! -name '*.json' \
   ! -name '*.body' ! -name '*.err' ! -name writer.log | grep . && fail "files created outside the data directory" || pass
 check "data dir top level" "ca.pem chunks client.env identity.json LOCK snapshot store tls wal" \
   "$(ls "$DATA" | sort -f | tr '\n' ' ' | sed 's/ $//')"
