@@ -12,6 +12,7 @@
 #include <system_error>
 #include <cerrno>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace horizon::reader {
@@ -44,35 +45,47 @@ std::string cache_name(const std::string& key) {
 constexpr std::string_view kCacheMagic = "EHRC";
 constexpr std::size_t kTrailerSize = 16;
 
-std::string cache_trailer(std::string_view data) {
+std::string cache_trailer(std::string_view data, std::uint32_t crc) {
   std::string t(kCacheMagic);
-  const std::uint32_t crc = crc32c::value(data);
   const std::uint64_t size = data.size();
   for (int i = 0; i < 4; ++i) t += static_cast<char>((crc >> (8 * i)) & 0xff);
   for (int i = 0; i < 8; ++i) t += static_cast<char>((size >> (8 * i)) & 0xff);
   return t;
 }
 
-// The whole file in one sized read (no stream-buffer growth and copy);
-// nullopt if it cannot be opened or read completely.
-std::optional<std::string> read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary | std::ios::ate);
-  if (!in) return std::nullopt;
-  const std::streamoff size = in.tellg();
-  if (size < 0) return std::nullopt;
-  std::string bytes(static_cast<std::size_t>(size), '\0');
-  in.seekg(0);
-  if (!in.read(bytes.data(), static_cast<std::streamsize>(size))) return std::nullopt;
-  return bytes;
-}
-
-// The chunk in a cache file whose trailer checks out, with the trailer cut.
-std::optional<std::string> checked_cache_contents(std::string bytes) {
-  if (bytes.size() < kTrailerSize) return std::nullopt;
-  const std::string_view data(bytes.data(), bytes.size() - kTrailerSize);
-  if (std::string_view(bytes).substr(data.size()) != cache_trailer(data)) return std::nullopt;
-  bytes.resize(data.size());
-  return bytes;
+// A cache file's chunk, its trailer checked: missing if the file cannot be
+// opened, damaged if it is short or fails the check. Read in pieces into
+// the final string, each piece CRC'd while it is still in the CPU's cache.
+enum class CacheRead { hit, missing, damaged };
+CacheRead read_cache_file(const fs::path& p, std::string& out) {
+  const int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return CacheRead::missing;
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || st.st_size < static_cast<off_t>(kTrailerSize)) {
+    ::close(fd);
+    return CacheRead::damaged;
+  }
+  const auto total = static_cast<std::size_t>(st.st_size);
+  std::string bytes(total, '\0');
+  constexpr std::size_t kPiece = 256 * 1024;
+  const std::size_t data_size = total - kTrailerSize;
+  std::uint32_t crc = 0;
+  std::size_t done = 0;
+  while (done < total) {
+    const ssize_t n = ::read(fd, bytes.data() + done, std::min(kPiece, total - done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    const std::size_t end = done + static_cast<std::size_t>(n);
+    if (done < data_size) crc = crc32c::extend(crc, std::string_view(bytes).substr(done, std::min(end, data_size) - done));
+    done = end;
+  }
+  ::close(fd);
+  if (done != total) return CacheRead::damaged;
+  const std::string_view data(bytes.data(), data_size);
+  if (std::string_view(bytes).substr(data_size) != cache_trailer(data, crc)) return CacheRead::damaged;
+  bytes.resize(data_size);
+  out = std::move(bytes);
+  return CacheRead::hit;
 }
 
 // Writes `data` and its trailer to a private temp file (0600: the chunk is
@@ -82,7 +95,7 @@ bool write_cache_file(const fs::path& path, std::string_view data) {
   const std::string tmp = path.string() + fmt::format(".tmp{}", ::getpid());
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) return false;
-  const std::string trailer = cache_trailer(data);
+  const std::string trailer = cache_trailer(data, crc32c::value(data));
   bool ok = true;
   for (std::string_view part : {data, std::string_view(trailer)}) {
     while (ok && !part.empty()) {
@@ -155,15 +168,17 @@ Result<std::shared_ptr<const std::string>> Reader::sealed_chunk(const StreamName
     // Keyed by the store too: two stores hold different objects under the same key.
     const std::string where = options_.store != nullptr ? options_.store->describe() : std::string("no-store");
     cached = fs::path(options_.cache_dir) / cache_name(where + "\n" + key);
-    if (auto bytes = read_file(cached)) {
-      if (auto contents = checked_cache_contents(std::move(*bytes))) {
-        ++stats_.cache_hits;
-        std::error_code ec;
-        fs::last_write_time(cached, fs::file_time_type::clock::now(), ec);  // LRU touch
-        auto data = std::make_shared<const std::string>(std::move(*contents));
-        hot_.emplace(key, data);
-        return data;
-      }
+    std::string contents;
+    const CacheRead got = read_cache_file(cached, contents);
+    if (got == CacheRead::hit) {
+      ++stats_.cache_hits;
+      std::error_code ec;
+      fs::last_write_time(cached, fs::file_time_type::clock::now(), ec);  // LRU touch
+      auto data = std::make_shared<const std::string>(std::move(contents));
+      hot_.emplace(key, data);
+      return data;
+    }
+    if (got == CacheRead::damaged) {
       ++stats_.cache_damaged;  // torn by a power loss, or altered: never data
       std::error_code ec;
       fs::remove(cached, ec);
