@@ -32,56 +32,13 @@ import time
 
 SCRIPT_DIR = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, SCRIPT_DIR)
-from kill9_a1 import read_all  # noqa: E402
+from kill9_a1 import StartError, Writer, read_all  # noqa: E402
 from writer_api_client import Api  # noqa: E402
 
 CYCLES = 20
 FS_BYTES = 64 * 1024 * 1024
 STREAMS = ["/full/a", "/full/b"]
-READY_RE = re.compile(rb"ready: api https://([0-9.]+):(\d+) ")
 LINE = "x" * 900  # plus a unique prefix: about 1 KB per line
-
-
-class Writer:
-    def __init__(self, binary, data, store, log_path):
-        self.binary, self.data, self.store, self.log_path = binary, data, store, log_path
-        self.proc = None
-        self.addr = None
-
-    def start(self, timeout=30.0):
-        """Starts the Writer; (host, port) of its API once ready, else raises."""
-        offset = os.path.getsize(self.log_path) if os.path.exists(self.log_path) else 0
-        argv = [self.binary, "writer", "--data", self.data, "--store", self.store, "--api", "127.0.0.1:0",
-                "--pubsub", "127.0.0.1:0", "--metrics", "127.0.0.1:0", "--chunk-size", str(1 << 20),
-                "--checkpoint-bytes", str(8 << 20), "--ship-backoff-max", "1"]
-        with open(self.log_path, "ab") as logf:
-            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with open(self.log_path, "rb") as f:
-                f.seek(offset)
-                m = READY_RE.search(f.read())
-            if m:
-                self.addr = (m.group(1).decode(), int(m.group(2)))
-                return self.addr
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the Writer exited with status {self.proc.returncode} before it was ready")
-            time.sleep(0.02)
-        raise RuntimeError(f"the Writer was not ready within {timeout:.0f} s")
-
-    def stop(self, sig):
-        """Stops the Writer with `sig`; its exit status."""
-        self.proc.send_signal(sig)
-        try:
-            rc = self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            rc = self.proc.wait()
-        self.proc, self.addr = None, None
-        return rc
-
-    def exited(self):
-        return self.proc is not None and self.proc.poll() is not None
 
 
 def fill(directory, name):
@@ -148,8 +105,12 @@ def main():
         mounted = True
         data = os.path.join(fs, "data")
         store_dir = os.path.join(tmp, "store")
-        writer = Writer(binary, data, "file://" + store_dir, os.path.join(tmp, "writer.log"))
-        addr = writer.start()
+        writer = Writer(binary, data, os.path.join(tmp, "writer.log"),
+                        args=["--store", "file://" + store_dir, "--api", "127.0.0.1:0", "--pubsub", "127.0.0.1:0",
+                              "--metrics", "127.0.0.1:0", "--chunk-size", str(1 << 20),
+                              "--checkpoint-bytes", str(8 << 20), "--ship-backoff-max", "1"])
+        writer.start()
+        addr = writer.addr
         api = Api(data)
         conn = api.connect(addr, 10)
         for s in ["/full"] + STREAMS:
@@ -210,18 +171,18 @@ def main():
             cursor = f"{STREAMS[0]}:{last_chunk[STREAMS[0]]}:0"  # the live chunk (older ones may be shipped)
             status, body = api.post(conn, "/writer/liveread", {"Cursor": cursor, "MaxLinesToRead": 10})
             check(f"cycle {cycle}: live read while full", status == 200, f"{status} {body[:200]!r}")
-            check(f"cycle {cycle}: the Writer runs (no fail-stop on ENOSPC)", not writer.exited())
+            check(f"cycle {cycle}: the Writer runs (no fail-stop on ENOSPC)", writer.running())
             if cycle % 2 == 1:  # restart while full: SIGTERM, then kill -9 the next time
                 restarts_full += 1
                 conn.close()
                 sig = signal.SIGTERM if cycle % 4 == 1 else signal.SIGKILL
-                rc = writer.stop(sig)
+                rc = writer.stop(sig, timeout=30)
                 if sig == signal.SIGTERM:  # a clean stop: its last checkpoint found no space, nothing failed
                     check(f"cycle {cycle}: SIGTERM while full exits 0", rc == 0, f"exit status {rc}")
                 try:
                     writer.start()
                     restarts_ok += 1
-                except RuntimeError as e:
+                except StartError as e:
                     check(f"cycle {cycle}: restart while full", False, str(e))
                     break
                 conn = api.connect(writer.addr, 10)
@@ -262,7 +223,7 @@ def main():
         # The full-disk path was taken in most cycles (20 of 20 in release runs).
         check("cycles that reached 503 disk_full", full_cycles >= CYCLES // 2, f"{full_cycles} of {CYCLES}")
         check("restarts while full", restarts_ok == restarts_full, f"{restarts_ok}/{restarts_full}")
-        rc = writer.stop(signal.SIGTERM)
+        rc = writer.stop(signal.SIGTERM, timeout=30)
         check("graceful stop exit status", rc == 0, str(rc))
         log = open(os.path.join(tmp, "writer.log"), errors="replace").read()
         check("no fail-stop in the log", "fail-stop" not in log)

@@ -147,10 +147,17 @@ def injected_by_fs_faults(path):
 
 
 class Writer:
-    def __init__(self, binary, data, log_path, fault_env=None, power_loss=None):
+    """The Writer under test: started, killed, stopped, its log followed.
+    `args` replaces the flags after --data (the default: this test's API,
+    pub/sub and metrics on free ports, 64 KiB chunks, frequent checkpoints)."""
+
+    def __init__(self, binary, data, log_path, fault_env=None, power_loss=None, args=None):
         self.binary = binary
         self.data = data
         self.log_path = log_path
+        self.args = args if args is not None else [
+            "--api", "127.0.0.1:0", "--pubsub", "127.0.0.1:0", "--metrics", "127.0.0.1:0",
+            "--chunk-size", str(CHUNK_SIZE), "--checkpoint-bytes", str(CHECKPOINT_BYTES)]
         self.fault_env = fault_env or {}  # e.g. libfiu's: started under injected I/O faults
         self.power_loss = power_loss  # --lazyfs: forgets what was not synced, after each kill
         self.power_losses = 0
@@ -189,9 +196,7 @@ class Writer:
 
     def start_once(self, faults):
         self.last_log_offset = os.path.getsize(self.log_path) if os.path.exists(self.log_path) else 0
-        argv = [self.binary, "writer", "--data", self.data, "--api", "127.0.0.1:0", "--pubsub", "127.0.0.1:0",
-                "--metrics", "127.0.0.1:0", "--chunk-size", str(CHUNK_SIZE),
-                "--checkpoint-bytes", str(CHECKPOINT_BYTES)]
+        argv = [self.binary, "writer", "--data", self.data] + self.args
         env = dict(os.environ, **self.fault_env) if faults and self.fault_env else None
         t0 = time.monotonic()
         deadline = t0 + START_TIMEOUT
@@ -239,16 +244,19 @@ class Writer:
             self.power_loss()
             self.power_losses += 1
 
-    def stop(self):
-        """Graceful stop (SIGTERM, bounded), SIGKILL as the fallback; returns the exit status."""
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, sig=signal.SIGTERM, timeout=10):
+        """Stops the Writer with `sig` (bounded), SIGKILL as the fallback; returns the exit status."""
         self.addr = None
         if self.proc is None:
             return None
         rc = self.proc.poll()
         if rc is None:
-            self.proc.send_signal(signal.SIGTERM)
+            self.proc.send_signal(sig)
             try:
-                rc = self.proc.wait(timeout=10)
+                rc = self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
