@@ -19,6 +19,8 @@ packages=(
   # libfaketime: wall-clock jumps, RELIABILITY D1; fusepy: tests/e2e/lazyfs.py
   # (power loss under the real binary, RELIABILITY A4)
   fiu-utils libfiu-dev faketime python3-fusepy
+  # file systems the crash tests run on besides ext4 (loop devices), RELIABILITY A10
+  xfsprogs btrfs-progs
   # OpenStack Swift with s3api (in python3-swift) for the object-store tests
   swift-proxy swift-account swift-container swift-object
 )

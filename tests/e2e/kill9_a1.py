@@ -651,6 +651,31 @@ def summarize_log(path):
     return levels, notable
 
 
+# RELIABILITY A10: file systems on a loop device (mkfs arguments, mount options).
+FILE_SYSTEMS = {
+    "tmp": None,
+    "ext4": (["mkfs.ext4", "-q", "-m", "0"], "data=ordered"),
+    "ext4-writeback": (["mkfs.ext4", "-q", "-m", "0"], "data=writeback"),
+    "xfs": (["mkfs.xfs", "-q", "-f"], "defaults"),
+    "btrfs": (["mkfs.btrfs", "-q", "-f"], "defaults"),
+}
+LOOP_FS_BYTES = 1 << 30  # sparse; xfs wants at least 300 MB
+
+
+def mount_loop_fs(kind, tmp):
+    """A fresh file system of `kind` on a loop device, mounted at <tmp>/fs; its path."""
+    mkfs, options = FILE_SYSTEMS[kind]
+    image, fs = os.path.join(tmp, f"{kind}.img"), os.path.join(tmp, "fs")
+    os.mkdir(fs)
+    with open(image, "wb") as f:
+        f.truncate(LOOP_FS_BYTES)
+    for argv in (mkfs + [image], ["mount", "-o", f"loop,{options}", image, fs]):
+        proc = subprocess.run(argv, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(argv)}: exit {proc.returncode}: {proc.stderr.strip()[-500:]}")
+    return fs
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cycles", type=int, default=100, help="kill -9 cycles (default 100)")
@@ -659,6 +684,9 @@ def main():
     ap.add_argument("--lazyfs", action="store_true",
                     help="RELIABILITY A4: the data directory on lazyfs.py (FUSE, root), which forgets everything "
                          "not synced after every kill -9 (a power loss)")
+    ap.add_argument("--fs", choices=sorted(FILE_SYSTEMS), default="tmp",
+                    help="RELIABILITY A10: the data directory (and the lazyfs backing directory) on a fresh "
+                         "file system of this kind on a loop device (root; default: the temp directory as is)")
     ap.add_argument("--min-seals", type=int, default=0,
                     help="fail unless at least this many chunks were sealed and as many shipped to the store "
                          "(RELIABILITY A1 asks for 1,000 a run)")
@@ -693,13 +721,25 @@ def main():
         raise KeyboardInterrupt(f"signal {signum}")
     signal.signal(signal.SIGTERM, on_term)
 
-    data = os.path.join(tmp, "data")
+    base, loop_fs = tmp, None
+    if args.fs != "tmp":
+        try:
+            base = loop_fs = mount_loop_fs(args.fs, tmp)
+        except (OSError, RuntimeError) as e:
+            print(f"FAIL: cannot make and mount a {args.fs} file system (root, losetup and mkfs are needed): {e}",
+                  file=sys.stderr)
+            shutil.rmtree(tmp, ignore_errors=True)
+            print("0 passed, 1 failed")
+            return 1
+        print(f"kill9_a1: data directory on {args.fs} ({' '.join(FILE_SYSTEMS[args.fs][0])}, mounted "
+              f"{FILE_SYSTEMS[args.fs][1]}) on a loop device", flush=True)
+    data = os.path.join(base, "data")
     log_path = os.path.join(tmp, "writer.log")
     lazyfs, mnt, power_loss = None, None, None
     if args.lazyfs:
         # RELIABILITY A4: the data directory on lazyfs.py (FUSE); after every
         # kill -9 everything not synced is forgotten, as in a power loss.
-        backing, mnt = os.path.join(tmp, "backing"), os.path.join(tmp, "mnt")
+        backing, mnt = os.path.join(base, "backing"), os.path.join(tmp, "mnt")
         os.mkdir(backing)
         os.mkdir(mnt)
         with open(os.path.join(tmp, "lazyfs.log"), "ab") as lf:
@@ -713,6 +753,8 @@ def main():
             print(f"FAIL: lazyfs did not mount (root, /dev/fuse and python3-fusepy are needed): "
                   f"{open(os.path.join(tmp, 'lazyfs.log'), errors='replace').read()[-2000:]}", file=sys.stderr)
             lazyfs.kill()
+            if loop_fs is not None:
+                subprocess.run(["umount", loop_fs])
             shutil.rmtree(tmp, ignore_errors=True)
             print("0 passed, 1 failed")
             return 1
@@ -921,6 +963,8 @@ def main():
                 lazyfs.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 lazyfs.kill()
+        if loop_fs is not None:
+            subprocess.run(["umount", loop_fs])
         if args.keep or (not ok_exit and os.environ.get("KILL9_KEEP_ON_FAILURE")):
             print(f"kept {tmp}")
         else:
