@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <string_view>
@@ -144,8 +145,19 @@ void Reader::evict_if_needed() {
   std::error_code ec;
   std::vector<std::pair<fs::file_time_type, fs::path>> files;
   std::uint64_t total = 0;
+  // A temp file older than an hour was left by a reader that died while
+  // writing it (a live one finishes in well under a second): removed.
+  const auto stale_before = fs::file_time_type::clock::now() - std::chrono::hours(1);
   for (const auto& e : fs::directory_iterator(options_.cache_dir, ec)) {
-    if (!e.is_regular_file(ec) || e.path().extension() != ".raw") continue;
+    if (!e.is_regular_file(ec)) continue;
+    if (e.path().extension() != ".raw") {
+      std::error_code ignored;
+      if (e.path().filename().string().find(".raw.tmp") != std::string::npos &&
+          e.last_write_time(ignored) < stale_before && !ignored) {
+        fs::remove(e.path(), ignored);
+      }
+      continue;
+    }
     total += e.file_size(ec);
     files.emplace_back(e.last_write_time(ec), e.path());
   }

@@ -12,7 +12,8 @@
 // decoded chunk with a CRC-32C trailer; a file that fails it (a power loss
 // tore it; cache files are not fsync'ed) is removed and the chunk read from
 // the store again. The bound is kept by one listing per Reader and a running
-// total after it.
+// total after it; a listing also removes temp files an hour old (left by a
+// reader killed while writing one).
 //
 // Thread-safety: a Reader is used by one thread at a time; several Readers
 // may share one cache directory (files are replaced atomically).

@@ -312,6 +312,27 @@ TEST(ShipperAndReader, CacheFilesArePrivateAndADamagedOneIsReadFromTheStoreAgain
   }
 }
 
+// A reader killed while writing a cache file leaves its temp file: the next
+// scan of the directory removes it once it is an hour old (a live writer's
+// is fresh and stays).
+TEST(ShipperAndReader, StaleCacheTempFilesAreRemoved) {
+  World w;
+  ASSERT_TRUE(w.engine->create_stream_sync(sn("/s")));
+  w.fill(60);
+  server::Shipper shipper(*w.engine, *w.store, w.key, {}, nullptr);
+  ASSERT_TRUE(shipper.ship_pending());
+  const auto cache = w.dir / "temp-cache";
+  std::filesystem::create_directories(cache);
+  const auto stale = cache / "6162.raw.tmp4242", fresh = cache / "6364.raw.tmp4343";
+  { std::ofstream(stale) << "partial"; }
+  { std::ofstream(fresh) << "partial"; }
+  std::filesystem::last_write_time(stale, std::filesystem::file_time_type::clock::now() - std::chrono::hours(2));
+  Reader r = w.reader(false, cache.string());
+  ASSERT_TRUE(r.read(Cursor::parse("/s:0:0").value(), 2));  // a miss: written to the cache, which is scanned
+  EXPECT_FALSE(std::filesystem::exists(stale));
+  EXPECT_TRUE(std::filesystem::exists(fresh));
+}
+
 TEST(Shipper, RetriesWhileTheStoreIsDownAndVerifiesBeforeFreeing) {
   World w;
   ASSERT_TRUE(w.engine->create_stream_sync(sn("/s")));
