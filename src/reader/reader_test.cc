@@ -108,12 +108,24 @@ struct World {
     }
     fill(60);
   }
+  // Stream /s with `batches` appends, every sealed chunk shipped to the store.
+  void fill_and_ship(int batches) {
+    ASSERT_TRUE(engine->create_stream_sync(sn("/s")));
+    fill(batches);
+    server::Shipper shipper(*engine, *store, key, {}, nullptr);
+    ASSERT_TRUE(shipper.ship_pending());
+  }
   void fill(int batches) {
     for (int i = 0; i < batches; ++i) {
       ASSERT_TRUE(engine->append_sync(append_req(sn("/s"), {"event-" + std::to_string(i) + "-a", "event-b"})));
     }
   }
 };
+
+std::string slurp(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
 
 std::vector<std::string> texts(const std::vector<Line>& lines) {
   std::vector<std::string> out;
@@ -167,10 +179,7 @@ TEST(ShipperAndReader, ReadsAcrossShippedChunksAndTheLiveTail) {
 
 TEST(ShipperAndReader, SealedChunksAreReadWhenTheWriterIsUnreachable) {
   World w;
-  ASSERT_TRUE(w.engine->create_stream_sync(sn("/s")));
-  w.fill(60);
-  server::Shipper shipper(*w.engine, *w.store, w.key, {}, nullptr);
-  ASSERT_TRUE(shipper.ship_pending());
+  w.fill_and_ship(60);
   ReaderOptions o;
   o.store = w.store.get();
   o.key = &w.key;
@@ -195,10 +204,7 @@ TEST(ShipperAndReader, SealedChunksAreReadWhenTheWriterIsUnreachable) {
 
 TEST(ShipperAndReader, IntegrityFailureIsAnErrorNamingTheObjectAndIsNotCached) {
   World w;
-  ASSERT_TRUE(w.engine->create_stream_sync(sn("/s")));
-  w.fill(60);
-  server::Shipper shipper(*w.engine, *w.store, w.key, {}, nullptr);
-  ASSERT_TRUE(shipper.ship_pending());
+  w.fill_and_ship(60);
   const std::string key = chunk_key(sn("/s"), 1);
   const std::string good = w.file_store->get(key).value().value();
   std::string bad = good;
@@ -216,10 +222,7 @@ TEST(ShipperAndReader, IntegrityFailureIsAnErrorNamingTheObjectAndIsNotCached) {
 
 TEST(ShipperAndReader, CacheServesRepeatReadsAndStaysBounded) {
   World w;
-  ASSERT_TRUE(w.engine->create_stream_sync(sn("/s")));
-  w.fill(120);
-  server::Shipper shipper(*w.engine, *w.store, w.key, {}, nullptr);
-  ASSERT_TRUE(shipper.ship_pending());
+  w.fill_and_ship(120);
   const auto cache = (w.dir / "small-cache").string();
   {
     Reader r = w.reader(false, cache, 1200);
@@ -254,10 +257,7 @@ TEST(ShipperAndReader, CacheServesRepeatReadsAndStaysBounded) {
 // altered) is never data: it is removed and the chunk read from the store.
 TEST(ShipperAndReader, CacheFilesArePrivateAndADamagedOneIsReadFromTheStoreAgain) {
   World w;
-  ASSERT_TRUE(w.engine->create_stream_sync(sn("/s")));
-  w.fill(60);
-  server::Shipper shipper(*w.engine, *w.store, w.key, {}, nullptr);
-  ASSERT_TRUE(shipper.ship_pending());
+  w.fill_and_ship(60);
   const auto cache = w.dir / "private-cache";
   const Cursor first = Cursor::parse("/s:0:0").value();  // two lines of chunk 0 (of about ten)
   std::vector<std::string> want;
@@ -278,10 +278,7 @@ TEST(ShipperAndReader, CacheFilesArePrivateAndADamagedOneIsReadFromTheStoreAgain
   const auto file = files[0];
   ASSERT_EQ(::stat(file.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
-  const std::string whole = [&] {
-    std::ifstream in(file, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(in), {});
-  }();
+  const std::string whole = slurp(file);
   {
     Reader hit = w.reader(false, cache.string());
     auto lines = hit.read(first, 2);
@@ -307,8 +304,7 @@ TEST(ShipperAndReader, CacheFilesArePrivateAndADamagedOneIsReadFromTheStoreAgain
     EXPECT_EQ(r.stats().cache_damaged, 1u) << what;
     EXPECT_EQ(r.stats().cache_hits, 0u) << what;
     EXPECT_EQ(r.stats().store_gets, 1u) << what;
-    std::ifstream in(file, std::ios::binary);
-    EXPECT_EQ(std::string(std::istreambuf_iterator<char>(in), {}), whole) << what << ": written again";
+    EXPECT_EQ(slurp(file), whole) << what << ": written again";
   }
 }
 
@@ -317,10 +313,7 @@ TEST(ShipperAndReader, CacheFilesArePrivateAndADamagedOneIsReadFromTheStoreAgain
 // is fresh and stays).
 TEST(ShipperAndReader, StaleCacheTempFilesAreRemoved) {
   World w;
-  ASSERT_TRUE(w.engine->create_stream_sync(sn("/s")));
-  w.fill(60);
-  server::Shipper shipper(*w.engine, *w.store, w.key, {}, nullptr);
-  ASSERT_TRUE(shipper.ship_pending());
+  w.fill_and_ship(60);
   const auto cache = w.dir / "temp-cache";
   std::filesystem::create_directories(cache);
   const auto stale = cache / "6162.raw.tmp4242", fresh = cache / "6364.raw.tmp4343";

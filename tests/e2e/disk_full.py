@@ -32,7 +32,7 @@ import time
 
 SCRIPT_DIR = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, SCRIPT_DIR)
-from kill9_a1 import StartError, Writer, read_all  # noqa: E402
+from kill9_a1 import StartError, Writer, mount_loop_fs, read_all  # noqa: E402
 from writer_api_client import Api  # noqa: E402
 
 CYCLES = 20
@@ -96,12 +96,8 @@ def main():
     try:
         if kind == "tmpfs":
             subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={FS_BYTES},mode=0700", "tmpfs", fs], check=True)
-        else:  # no blocks reserved for root: the Writer runs as root here
-            image = os.path.join(tmp, "ext4.img")
-            with open(image, "wb") as f:
-                f.truncate(FS_BYTES)
-            subprocess.run(["mkfs.ext4", "-q", "-m", "0", image], check=True)
-            subprocess.run(["mount", "-o", "loop", image, fs], check=True)
+        else:  # no blocks reserved for root (mkfs -m 0): the Writer runs as root here
+            mount_loop_fs("ext4", tmp, FS_BYTES)
         mounted = True
         data = os.path.join(fs, "data")
         store_dir = os.path.join(tmp, "store")

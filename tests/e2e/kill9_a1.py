@@ -662,13 +662,14 @@ FILE_SYSTEMS = {
 LOOP_FS_BYTES = 1 << 30  # sparse; xfs wants at least 300 MB
 
 
-def mount_loop_fs(kind, tmp):
-    """A fresh file system of `kind` on a loop device, mounted at <tmp>/fs; its path."""
+def mount_loop_fs(kind, tmp, size=LOOP_FS_BYTES):
+    """A fresh file system of `kind` (`size` bytes, sparse) on a loop device,
+    mounted at <tmp>/fs; its path."""
     mkfs, options = FILE_SYSTEMS[kind]
     image, fs = os.path.join(tmp, f"{kind}.img"), os.path.join(tmp, "fs")
-    os.mkdir(fs)
+    os.makedirs(fs, exist_ok=True)
     with open(image, "wb") as f:
-        f.truncate(LOOP_FS_BYTES)
+        f.truncate(size)
     for argv in (mkfs + [image], ["mount", "-o", f"loop,{options}", image, fs]):
         proc = subprocess.run(argv, capture_output=True, text=True)
         if proc.returncode != 0:
