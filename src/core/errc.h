@@ -39,19 +39,25 @@ enum class errc : std::uint8_t {
   endpoint_not_found,
   // 405
   method_not_allowed,
+  // 411
+  length_required,        // a POST without Content-Length or chunked body
   // 409
   stream_exists,
   conflict,               // the After precondition did not hold
-  // 413 / 431
+  // 413 / 431 / 414
   body_too_large,
   too_many_lines,
   line_too_long,
   headers_too_large,
+  uri_too_long,           // 414: a request target over 8 KiB
   // 503
   not_ready,
   storage_failed,         // the engine latched a write/fdatasync failure
   disk_full,
   too_many_connections,
+  // 501 / 505
+  not_implemented,        // a transfer coding other than chunked
+  http_version_not_supported,
   // 500
   corruption,             // stored data failed an integrity check
   internal,

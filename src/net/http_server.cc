@@ -3,6 +3,7 @@
 #include "core/text.h"
 #include "core/thread_name.h"
 
+#include "net/http_request.h"
 #include "net/tls.h"
 
 #include <boost/asio/as_tuple.hpp>
@@ -59,59 +60,6 @@ const std::string* HttpRequest::only_header(std::string_view name) const {
 std::string_view HttpRequest::path() const { return std::string_view(target).substr(0, target.find('?')); }
 
 namespace {
-
-// Parses a request straight into an HttpRequest: method, target, headers
-// (names lower-cased, in order) and body, without a Beast message in
-// between (its fields container allocates one node per header, and every
-// value was then copied again). Framing, limits and errors are Beast's.
-class RequestParser : public http::basic_parser<true> {
- public:
-  HttpRequest& request() { return req_; }
-  unsigned version() const { return version_; }
-  bool expects_continue() const { return expect_continue_; }
-
- private:
-  void on_request_impl(http::verb, beast::string_view method, beast::string_view target, int version,
-                       boost::system::error_code&) override {
-    req_.method.assign(method.data(), method.size());
-    req_.target.assign(target.data(), target.size());
-    version_ = static_cast<unsigned>(version);
-  }
-  void on_response_impl(int, beast::string_view, int, boost::system::error_code&) override {}  // requests only
-  void on_field_impl(http::field name, beast::string_view name_string, beast::string_view value,
-                     boost::system::error_code&) override {
-    if (req_.headers.empty()) req_.headers.reserve(8);
-    req_.headers.emplace_back(ascii_lower(name_string), std::string(value.data(), value.size()));
-    if (name == http::field::expect && beast::iequals(value, "100-continue")) expect_continue_ = true;
-  }
-  void on_header_impl(boost::system::error_code&) override {}
-  void on_body_init_impl(const boost::optional<std::uint64_t>& content_length, boost::system::error_code&) override {
-    // The parser has checked a declared length against the body limit.
-    if (content_length) req_.body.reserve(static_cast<std::size_t>(*content_length));
-  }
-  std::size_t on_body_impl(beast::string_view body, boost::system::error_code&) override {
-    req_.body.append(body.data(), body.size());
-    return body.size();
-  }
-  void on_chunk_header_impl(std::uint64_t, beast::string_view, boost::system::error_code&) override {}
-  std::size_t on_chunk_body_impl(std::uint64_t, beast::string_view body, boost::system::error_code&) override {
-    req_.body.append(body.data(), body.size());
-    return body.size();
-  }
-  void on_finish_impl(boost::system::error_code&) override {}
-
-  HttpRequest req_;
-  unsigned version_ = 11;
-  bool expect_continue_ = false;
-};
-
-HttpResponse error_response(int status, std::string_view code, std::string_view message) {
-  HttpResponse r;
-  r.status = status;
-  r.body = fmt::format(R"({{"error":"{}","message":"{}"}})", code, message);
-  r.close = true;
-  return r;
-}
 
 // Waits for the handler's answer, which may come from any thread: the
 // answer is posted to this coroutine's executor (one thread), stored, and
@@ -301,6 +249,8 @@ struct HttpServer::Impl {
   std::uint16_t port = 0;
   bool stopped = false;
 
+  RequestLimits limits{options.max_header_bytes, options.max_body_bytes, options.max_target_bytes};
+
   Impl(HttpServerOptions o, Handler h) : options(std::move(o)), handler(std::move(h)) {}
 
   Result<void> setup_tls() {
@@ -423,35 +373,20 @@ struct HttpServer::Impl {
     for (;;) {
       if (stopping) co_return;
       RequestParser parser;
-      parser.header_limit(static_cast<std::uint32_t>(options.max_header_bytes));
-      parser.body_limit(options.max_body_bytes);
+      parser.apply(limits);
       watch.expires_after(options.header_timeout);
       auto [ec, n] = co_await http::async_read_header(stream, buffer, parser, kTuple);
       if (watch.expired() || ec == http::error::end_of_stream || ec == asio::error::eof ||
           ec == asio::error::connection_reset || ec == asio::error::operation_aborted) {
         co_return;
       }
-      if (ec == http::error::body_limit) {  // a declared Content-Length over the limit
-        co_await write(error_response(413, "body_too_large",
-                                      fmt::format("request body exceeds {} bytes", options.max_body_bytes)),
-                       11, false);
-        co_return;
-      }
-      if (ec == http::error::header_limit) {
-        co_await write(error_response(431, "headers_too_large",
-                                              fmt::format("request headers exceed {} bytes", options.max_header_bytes)),
-                       11, false);
-        co_return;
-      }
       if (ec) {
-        co_await write(error_response(400, "bad_request", "malformed HTTP request: " + ec.message()), 11, false);
+        const std::string_view buffered(static_cast<const char*>(buffer.data().data()), buffer.size());
+        co_await write(rejection(head_error(ec, parser, buffered, limits)), 11, false);
         co_return;
       }
-      if (auto len = parser.content_length(); len && *len > options.max_body_bytes) {
-        co_await write(error_response(413, "body_too_large",
-                                              fmt::format("request body of {} bytes exceeds {} bytes", *len,
-                                                          options.max_body_bytes)),
-                       parser.version(), false);
+      if (auto rejected = check_request_head(parser, limits)) {
+        co_await write(rejection(*rejected), 11, false);
         co_return;
       }
       if (parser.expects_continue()) {
@@ -480,16 +415,9 @@ struct HttpServer::Impl {
         if (watch.expired()) co_return;
         bec = rec;
       }
-      if (bec == http::error::body_limit) {
-        co_await write(error_response(413, "body_too_large",
-                                              fmt::format("request body exceeds {} bytes", options.max_body_bytes)),
-                       parser.version(), false);
-        co_return;
-      }
       if (bec) {
         if (bec != http::error::end_of_stream && bec != asio::error::operation_aborted) {
-          co_await write(error_response(400, "bad_request", "malformed HTTP request body: " + bec.message()),
-                         parser.version(), false);
+          co_await write(rejection(body_error(bec, limits)), parser.version(), false);
         }
         co_return;
       }

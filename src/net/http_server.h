@@ -5,8 +5,9 @@
 // or actual body size 413), a header/idle timeout, a body timeout (checked
 // every 100 ms per I/O thread, none while a handler works), a cap on
 // connections (over it, new connections are closed at once), TLS >= 1.2
-// only and no renegotiation. Malformed HTTP gets 400 and the connection is
-// closed.
+// only and no renegotiation. Malformed or ambiguous HTTP is rejected with
+// one JSON error (400, 411, 413, 414, 431, 501, 505: http_request.h) and the
+// connection is closed.
 //
 // Thread-safety: start/stop from one thread; handlers may be called
 // concurrently from the I/O threads and may answer from any thread.
@@ -33,6 +34,7 @@ struct HttpServerOptions {
   std::shared_ptr<ServerCredentials> credentials;
   std::size_t max_header_bytes = 16 * 1024;
   std::size_t max_body_bytes = 16 * 1024 * 1024;
+  std::size_t max_target_bytes = 8 * 1024;  // 414 above (http_request.h)
   std::chrono::milliseconds header_timeout{10'000};  // also the keep-alive idle timeout
   std::chrono::milliseconds body_timeout{60'000};
   std::size_t max_connections = 1024;

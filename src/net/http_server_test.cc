@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <string>
 #include <thread>
@@ -163,13 +164,13 @@ TEST(HttpServer, CloseRequestsAndHttp11CloseSayConnectionClose) {
   ASSERT_TRUE(server) << server.error().message;
   {
     RawClient c((*server)->port());
-    c.send("GET /close HTTP/1.1\r\n\r\n");
+    c.send("GET /close HTTP/1.1\r\nHost: t\r\n\r\n");
     EXPECT_NE(c.response().find("\r\nConnection: close\r\n"), std::string::npos);
     EXPECT_TRUE(c.closed_within(3s));
   }
   {
     RawClient c((*server)->port());
-    c.send("GET /a HTTP/1.1\r\nConnection: close\r\n\r\n");
+    c.send("GET /a HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
     EXPECT_NE(c.response().find("\r\nConnection: close\r\n"), std::string::npos);
     EXPECT_TRUE(c.closed_within(3s));
   }
@@ -179,7 +180,7 @@ TEST(HttpServer, HeaderValuesWithLineBreaksAreDropped) {
   auto server = HttpServer::start(plain_options(), test_handler());
   ASSERT_TRUE(server) << server.error().message;
   RawClient c((*server)->port());
-  c.send("GET /bad-header HTTP/1.1\r\n\r\n");
+  c.send("GET /bad-header HTTP/1.1\r\nHost: t\r\n\r\n");
   std::string r = c.response();
   EXPECT_NE(r.find("\r\nX-Ok: yes\r\n"), std::string::npos) << r;
   EXPECT_EQ(r.find("X-Injected"), std::string::npos) << r;
@@ -190,9 +191,9 @@ TEST(HttpServer, NoContentHasNoContentLength) {
   auto server = HttpServer::start(plain_options(), test_handler());
   ASSERT_TRUE(server) << server.error().message;
   RawClient c((*server)->port());
-  c.send("DELETE /empty HTTP/1.1\r\n\r\n");
+  c.send("DELETE /empty HTTP/1.1\r\nHost: t\r\n\r\n");
   EXPECT_EQ(c.response(), "HTTP/1.1 204 No Content\r\nServer: event-horizon\r\nContent-Type: text/plain\r\n\r\n");
-  c.send("GET /a HTTP/1.1\r\n\r\n");  // still alive
+  c.send("GET /a HTTP/1.1\r\nHost: t\r\n\r\n");  // still alive
   EXPECT_NE(c.response().find("GET /a"), std::string::npos);
 }
 
@@ -200,7 +201,7 @@ TEST(HttpServer, ExpectContinueGetsAnInterimResponse) {
   auto server = HttpServer::start(plain_options(), test_handler());
   ASSERT_TRUE(server) << server.error().message;
   RawClient c((*server)->port());
-  c.send("POST /p HTTP/1.1\r\nContent-Length: 3\r\nExpect: 100-Continue\r\n\r\n");
+  c.send("POST /p HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nExpect: 100-Continue\r\n\r\n");
   EXPECT_EQ(c.response(), "HTTP/1.1 100 Continue\r\n\r\n");
   c.send("abc");
   EXPECT_NE(c.response().find("POST /p abc"), std::string::npos);
@@ -215,25 +216,25 @@ TEST(HttpServer, BodiesAreFramedWhateverTheReadsThatBringThem) {
   ASSERT_TRUE(server) << server.error().message;
   RawClient c((*server)->port());
   // Two requests with bodies (and one without) in one write.
-  c.send("POST /a HTTP/1.1\r\nContent-Length: 3\r\n\r\nabcPOST /b HTTP/1.1\r\nContent-Length: 2\r\n\r\nxy"
-         "GET /c HTTP/1.1\r\n\r\n");
+  c.send("POST /a HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabcPOST /b HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nxy"
+         "GET /c HTTP/1.1\r\nHost: t\r\n\r\n");
   EXPECT_NE(c.response().find("\r\n\r\nPOST /a abc"), std::string::npos);
   EXPECT_NE(c.response().find("\r\n\r\nPOST /b xy"), std::string::npos);
   EXPECT_NE(c.response().find("\r\n\r\nGET /c "), std::string::npos);
   // Part of the body with the header, the rest later.
-  c.send("POST /d HTTP/1.1\r\nContent-Length: 5\r\n\r\n12");
+  c.send("POST /d HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\n12");
   std::this_thread::sleep_for(50ms);
   c.send("345");
   EXPECT_NE(c.response().find("\r\n\r\nPOST /d 12345"), std::string::npos);
   // Chunked, all in one write, then split inside a chunk.
-  c.send("POST /e HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n");
+  c.send("POST /e HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n");
   EXPECT_NE(c.response().find("\r\n\r\nPOST /e abcde"), std::string::npos);
-  c.send("POST /f HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nab");
+  c.send("POST /f HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nab");
   std::this_thread::sleep_for(50ms);
   c.send("cd\r\n0\r\n\r\n");
   EXPECT_NE(c.response().find("\r\n\r\nPOST /f abcd"), std::string::npos);
   // A chunked body over the limit, whole in the first segment: 413, closed.
-  c.send("POST /g HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n9\r\n123456789\r\n0\r\n\r\n");
+  c.send("POST /g HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n9\r\n123456789\r\n0\r\n\r\n");
   const std::string r = c.response();
   EXPECT_EQ(r.rfind("HTTP/1.1 413 ", 0), 0u) << r;
   EXPECT_NE(r.find("body_too_large"), std::string::npos) << r;
@@ -245,10 +246,43 @@ TEST(HttpServer, AMalformedBufferedBodyIsABadRequest) {
   auto server = HttpServer::start(plain_options(), test_handler());
   ASSERT_TRUE(server) << server.error().message;
   RawClient c((*server)->port());
-  c.send("POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n");
+  c.send("POST /a HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n");
   const std::string r = c.response();
   EXPECT_EQ(r.rfind("HTTP/1.1 400 ", 0), 0u) << r;
   EXPECT_NE(r.find("malformed HTTP request body"), std::string::npos) << r;
+}
+
+// A rejected request (http_request.h has the rules) is answered with its
+// JSON error and closes the connection: requests pipelined behind it never
+// reach the handler, those before it are answered in order.
+TEST(HttpServer, ARejectedRequestEndsThePipelineBehindIt) {
+  std::atomic<int> handled{0};
+  auto server = HttpServer::start(plain_options(), [&handled](HttpRequest req, Responder respond) {
+    ++handled;
+    test_handler()(std::move(req), std::move(respond));
+  });
+  ASSERT_TRUE(server) << server.error().message;
+  RawClient c((*server)->port());
+  c.send("POST /a HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\n1"
+         "POST /b HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n"
+         "GET /c HTTP/1.1\r\nHost: t\r\n\r\n");
+  EXPECT_NE(c.response().find("\r\n\r\nPOST /a 1"), std::string::npos);
+  const std::string r = c.response();
+  EXPECT_EQ(r.rfind("HTTP/1.1 501 Not Implemented\r\n", 0), 0u) << r;
+  EXPECT_NE(r.find("Connection: close\r\n"), std::string::npos) << r;
+  EXPECT_NE(r.find(R"({"error":"not_implemented","message":"transfer coding \"gzip\" is not supported)"), std::string::npos)
+      << r;
+  EXPECT_TRUE(c.closed_within(2s));
+  EXPECT_EQ(handled.load(), 1);
+
+  // A request line longer than the whole header limit: 414, not 431.
+  RawClient d((*server)->port());
+  d.send("GET /" + std::string(20000, 'u') + " HTTP/1.1\r\nHost: t\r\n\r\n");
+  const std::string long_line = d.response();
+  EXPECT_EQ(long_line.rfind("HTTP/1.1 414 URI Too Long\r\n", 0), 0u) << long_line.substr(0, 200);
+  EXPECT_NE(long_line.find(R"("error":"uri_too_long")"), std::string::npos) << long_line.substr(0, 300);
+  EXPECT_TRUE(d.closed_within(2s));
+  EXPECT_EQ(handled.load(), 1);
 }
 
 TEST(HttpServer, IdleConnectionIsClosedAfterTheHeaderTimeout) {
@@ -258,7 +292,7 @@ TEST(HttpServer, IdleConnectionIsClosedAfterTheHeaderTimeout) {
   ASSERT_TRUE(server) << server.error().message;
   RawClient idle((*server)->port());
   RawClient partial((*server)->port());
-  partial.send("GET / HTTP/1.1\r\nHost:");  // slowloris: never finishes its headers
+  partial.send("GET / HTTP/1.1\r\nHost: t\r\nHost:");  // slowloris: never finishes its headers
   const auto t0 = Clock::now();
   EXPECT_TRUE(idle.closed_within(5s));
   EXPECT_GE(Clock::now() - t0, 250ms);  // not before its deadline (less the accept time)
@@ -277,7 +311,7 @@ TEST(HttpServer, KeepAliveIdleTimeoutStartsAfterTheResponse) {
   RawClient c((*server)->port());
   for (int i = 0; i < 4; ++i) {  // 4 x 150 ms: longer than one timeout, each gap shorter
     std::this_thread::sleep_for(150ms);
-    c.send("GET /a HTTP/1.1\r\n\r\n");
+    c.send("GET /a HTTP/1.1\r\nHost: t\r\n\r\n");
     ASSERT_NE(c.response().find("GET /a"), std::string::npos) << "request " << i;
   }
   EXPECT_TRUE(c.closed_within(5s));
@@ -289,7 +323,7 @@ TEST(HttpServer, SlowBodyIsClosedAfterTheBodyTimeout) {
   auto server = HttpServer::start(o, test_handler());
   ASSERT_TRUE(server) << server.error().message;
   RawClient c((*server)->port());
-  c.send("POST /p HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc");
+  c.send("POST /p HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc");
   EXPECT_TRUE(c.closed_within(5s));
 }
 
@@ -300,7 +334,7 @@ TEST(HttpServer, AHandlerSlowerThanTheTimeoutsStillAnswers) {
   auto server = HttpServer::start(o, test_handler());
   ASSERT_TRUE(server) << server.error().message;
   RawClient c((*server)->port());
-  c.send("GET /slow HTTP/1.1\r\n\r\n");
+  c.send("GET /slow HTTP/1.1\r\nHost: t\r\n\r\n");
   EXPECT_EQ(c.response(),
             "HTTP/1.1 200 OK\r\nServer: event-horizon\r\nContent-Type: application/json\r\n"
             "Content-Length: 4\r\n\r\nlate");
@@ -310,7 +344,7 @@ TEST(HttpServer, StopClosesConnectionsAndIsIdempotent) {
   auto server = HttpServer::start(plain_options(), test_handler());
   ASSERT_TRUE(server) << server.error().message;
   RawClient c((*server)->port());
-  c.send("GET /a HTTP/1.1\r\n\r\n");
+  c.send("GET /a HTTP/1.1\r\nHost: t\r\n\r\n");
   ASSERT_NE(c.response().find("GET /a"), std::string::npos);
   const auto t0 = Clock::now();
   (*server)->stop();

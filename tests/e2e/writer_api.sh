@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end: the real `horizon writer` binary, real TLS, curl as the
 # independent client. Every row of SPEC §5 with its error paths, the limits
-# (RELIABILITY E2-E5, E7, E8), metrics through promtool, the CLI, graceful
+# (RELIABILITY E1-E5, E7, E8), metrics through promtool, the CLI, graceful
 # shutdown, restart without re-bootstrap, and secrets kept out of logs/store.
 source "$(dirname "$0")/lib.sh"
 
@@ -170,6 +170,14 @@ chunk_mem=$(sed -n 's/^horizon_chunk_memory_bytes \([0-9]*\)$/\1/p' "$TMP/metric
 [ "${chunk_mem:-0}" -gt 1000000 ] && pass || fail "chunk memory metric: ${chunk_mem:-missing} (10,006 lines since the last checkpoint)"
 lint=$(promtool check metrics <"$TMP/metrics.txt" 2>&1); rc=$?
 check "promtool exit" "0" "$rc"; check "promtool output" "" "$lint"
+
+# --- malformed and ambiguous HTTP (E1) and the URL limit (E2): raw bytes over
+# verified TLS; each gets its status and JSON error and the connection closes
+if python3 "$(dirname "$0")/http_e1.py" "$DATA" "$API" >"$TMP/http_e1.txt" 2>&1; then
+  pass
+else
+  fail "E1: $(grep -v '^ok' "$TMP/http_e1.txt")"
+fi
 
 # --- CLI against the same Writer (configuration from the data dir's client.env)
 export HORIZON_DATA=$DATA
