@@ -8,6 +8,7 @@
 #include <boost/beast/http/rfc7230.hpp>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cctype>
 #include <vector>
 
@@ -16,8 +17,13 @@ namespace horizon::net {
 namespace beast = boost::beast;
 namespace http = beast::http;
 
+namespace {
+// Beast's header limit is this much above max_header_bytes (http_request.h).
+constexpr std::size_t kHeaderSlack = 4096;
+}  // namespace
+
 void RequestParser::apply(const RequestLimits& limits) {
-  header_limit(static_cast<std::uint32_t>(limits.max_header_bytes));
+  header_limit(static_cast<std::uint32_t>(limits.max_header_bytes + kHeaderSlack));
   body_limit(limits.max_body_bytes);
 }
 
@@ -105,9 +111,16 @@ Error head_error(const beast::error_code& ec, const RequestParser& parser, std::
   return Error::make(errc::bad_json, "malformed HTTP request: " + ec.message());
 }
 
-std::optional<Error> check_request_head(const RequestParser& parser, const RequestLimits& limits) {
+std::optional<Error> check_request_head(const RequestParser& parser, std::size_t head_bytes,
+                                        const RequestLimits& limits) {
   const HttpRequest& req = parser.request();
   const unsigned version = parser.version();  // 10 or 11: Beast refuses others (head_error)
+  // Beast's request line is exactly method SP target SP HTTP/1.x CRLF.
+  const std::size_t request_line = req.method.size() + 1 + req.target.size() + 1 + 8 + 2;
+  if (head_bytes > request_line && head_bytes - request_line > limits.max_header_bytes) {
+    return Error::make(errc::headers_too_large, fmt::format("request headers of {} bytes exceed {} bytes",
+                                                            head_bytes - request_line, limits.max_header_bytes));
+  }
   if (req.target.size() > limits.max_target_bytes) return too_long_target(req.target.size(), limits);
 
   if (const auto len = parser.content_length(); len && *len > limits.max_body_bytes) {
@@ -167,39 +180,53 @@ HttpResponse rejection(const Error& e) {
   return r;
 }
 
-ParsedRequest parse_request(std::string_view bytes, const RequestLimits& limits) {
+ParsedRequest parse_request(std::string_view bytes, const RequestLimits& limits, std::span<const std::size_t> cuts) {
   ParsedRequest out;
   RequestParser parser;
   parser.apply(limits);
-  std::size_t used = 0;
-  // Feeds the parser until `done`; false when the input ran out first or
-  // the parser failed (then out.error is set, by `failed`).
+  std::size_t used = 0;  // consumed by the parser
+  std::size_t next_cut = 0;
+  std::size_t arrived = 0;  // the bytes the reads brought so far
+  auto arrival = [&] {      // the end of the next read
+    while (next_cut < cuts.size() && std::min(cuts[next_cut], bytes.size()) <= arrived) ++next_cut;
+    return next_cut < cuts.size() ? std::min(cuts[next_cut], bytes.size()) : bytes.size();
+  };
+  arrived = arrival();
+  // Feeds the parser until `done`, a read at a time; false when the input
+  // ran out first or the parser failed (then out.error is set by `failed`).
   auto feed = [&](auto done, auto failed) {
     while (!done()) {
-      if (used == bytes.size()) return false;
       beast::error_code ec;
-      const std::size_t n = parser.put(boost::asio::buffer(bytes.data() + used, bytes.size() - used), ec);
+      const std::size_t n =
+          used == arrived ? 0 : parser.put(boost::asio::buffer(bytes.data() + used, arrived - used), ec);
       used += n;
-      if (ec == http::error::need_more) return false;
-      if (ec) {
-        out.error = failed(ec);
+      if (ec && ec != http::error::need_more) {
+        out.error = failed(ec, bytes.substr(used, arrived - used));
         return false;
       }
-      if (n == 0) return false;
+      if (n == 0 || ec == http::error::need_more) {
+        if (arrived == bytes.size()) return false;
+        arrived = arrival();
+      }
     }
     return true;
   };
   // The head first (Beast consumes the request line, then the fields once
   // they are all there), as the server reads it.
   if (!feed([&] { return parser.is_header_done(); },
-            [&](const beast::error_code& ec) { return head_error(ec, parser, bytes.substr(used), limits); })) {
+            [&](const beast::error_code& ec, std::string_view buffered) {
+              return head_error(ec, parser, buffered, limits);
+            })) {
     return out;
   }
-  if (auto e = check_request_head(parser, limits)) {
+  if (auto e = check_request_head(parser, used, limits)) {
     out.error = std::move(*e);
     return out;
   }
-  if (!feed([&] { return parser.is_done(); }, [&](const beast::error_code& ec) { return body_error(ec, limits); })) {
+  // The body: the server parses what is buffered eagerly.
+  parser.eager(true);
+  if (!feed([&] { return parser.is_done(); },
+            [&](const beast::error_code& ec, std::string_view) { return body_error(ec, limits); })) {
     return out;
   }
   out.request = std::move(parser.request());

@@ -3,9 +3,14 @@
 // Beast's (RELIABILITY E1/E2): a request is either parsed exactly or
 // rejected with one error, and a rejected request is never passed on.
 //
-// Beast checks the syntax, the header and body limits, the chunk syntax,
+// Beast checks the syntax, the body limit, the chunk syntax,
 // conflicting Content-Length values and Content-Length together with
 // Transfer-Encoding. On top of that (check_request_head):
+//   - the header fields (from the first field to the blank line's CRLF) are
+//     at most max_header_bytes: 431. Beast's own header limit depends on how
+//     the bytes arrived (it let 42 bytes more through when they came in TLS
+//     records), so it is set higher, as the cap for heads that never end,
+//     and the exact limit is checked on the complete head;
 //   - HTTP/1.0 and 1.1 only (Beast's rule): another well-formed version is
 //     505 rather than 400 (head_error);
 //   - a request target over max_target_bytes is 414 (also when the request
@@ -29,6 +34,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string_view>
 
 namespace horizon::net {
@@ -41,7 +47,8 @@ struct RequestLimits {
 
 // Parses a request straight into an HttpRequest: method, target, headers
 // (names lower-cased, in order) and body, without a Beast message in
-// between. Set the limits with apply(limits) before the first byte.
+// between. Set the limits with apply(limits) before the first byte (it
+// gives Beast a header limit above max_header_bytes: see above).
 class RequestParser : public boost::beast::http::basic_parser<true> {
  public:
   void apply(const RequestLimits& limits);
@@ -78,7 +85,10 @@ class RequestParser : public boost::beast::http::basic_parser<true> {
                                std::string_view buffered, const RequestLimits& limits);
 
 // The rules above, for a parsed head; nullopt when the request may go on.
-[[nodiscard]] std::optional<Error> check_request_head(const RequestParser& parser, const RequestLimits& limits);
+// `head_bytes` is the size of the whole head the parser consumed (request
+// line, fields, blank line).
+[[nodiscard]] std::optional<Error> check_request_head(const RequestParser& parser, std::size_t head_bytes,
+                                                      const RequestLimits& limits);
 
 // The error for a failed read of the body: 413 over the limit, else 400.
 [[nodiscard]] Error body_error(const boost::beast::error_code& ec, const RequestLimits& limits);
@@ -89,12 +99,15 @@ class RequestParser : public boost::beast::http::basic_parser<true> {
 // One request parsed from the start of `bytes` as the server parses a
 // connection (for tests and the fuzzer): the request and the number of bytes
 // it took, or the error the server answers, or neither when `bytes` ends
-// before the request does.
+// before the request does. `cuts` (ascending offsets) splits the bytes into
+// the reads that bring them: one parser is fed each read as it arrives, with
+// the bytes it has not consumed yet, as the server does.
 struct ParsedRequest {
   std::optional<HttpRequest> request;
   std::size_t consumed = 0;
   std::optional<Error> error;
 };
-[[nodiscard]] ParsedRequest parse_request(std::string_view bytes, const RequestLimits& limits);
+[[nodiscard]] ParsedRequest parse_request(std::string_view bytes, const RequestLimits& limits,
+                                          std::span<const std::size_t> cuts = {});
 
 }  // namespace horizon::net

@@ -385,7 +385,7 @@ struct HttpServer::Impl {
         co_await write(rejection(head_error(ec, parser, buffered, limits)), 11, false);
         co_return;
       }
-      if (auto rejected = check_request_head(parser, limits)) {
+      if (auto rejected = check_request_head(parser, n, limits)) {  // n: the head's bytes
         co_await write(rejection(*rejected), 11, false);
         co_return;
       }

@@ -5,7 +5,10 @@ connection, gets its status and JSON error and the connection is closed;
 pipelined requests are answered in order and stop at the first rejected
 one; nothing a rejected request carried is written.
 
-usage: http_e1.py DATA_DIR HOST:PORT   (exit 0 when every check passed)
+With the Writer's PID, also 1,000 oversized requests and the growth of its
+memory (RELIABILITY E2).
+
+usage: http_e1.py DATA_DIR HOST:PORT [WRITER_PID]   (exit 0 when every check passed)
 """
 import json
 import os
@@ -65,6 +68,14 @@ def exchange(api, addr, raw):
     return responses, closed
 
 
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
 def request(method, target, headers, body=b"", version="HTTP/1.1"):
     out = f"{method} {target} {version}\r\n".encode()
     for k, v in headers:
@@ -74,6 +85,7 @@ def request(method, target, headers, body=b"", version="HTTP/1.1"):
 
 def main():
     data_dir, address = sys.argv[1], sys.argv[2]
+    pid = int(sys.argv[3]) if len(sys.argv) > 3 else 0
     host, port = address.rsplit(":", 1)
     addr = (host, int(port))
     api = Api(data_dir)
@@ -139,6 +151,14 @@ def main():
         check(f"{name}: a message", isinstance(err.get("message"), str) and len(err["message"]) > 10, body[:200])
         check(f"{name}: Connection: close, closed", headers.get("connection") == "close" and closed, headers)
 
+    # Header fields (first field to the blank line) of 16,383 and 16,384
+    # bytes pass, 16,385 is 431 (E2 at N-1, N, N+1).
+    for n, want in ((16383, 200), (16384, 200), (16385, 431)):
+        fixed = f"Host: {address}\r\nConnection: close\r\nX-Pad: \r\n\r\n"
+        fields = fixed.replace("X-Pad: ", "X-Pad: " + "p" * (n - len(fixed)))
+        responses, _ = exchange(api, addr, b"GET /health HTTP/1.1\r\n" + fields.encode())
+        check(f"header fields of {n} bytes: {want}", [r[0] for r in responses] == [want], [r[:2] for r in responses])
+
     # A target of exactly 8,192 bytes is within the limit: routed (404).
     responses, _ = exchange(api, addr, request("GET", "/" + "u" * 8191, [host_h, ("Connection", "close")]))
     check("target of 8,192 bytes is routed", [r[0] for r in responses] == [404], [r[:2] for r in responses])
@@ -174,6 +194,34 @@ def main():
     lines = [l.split(" ", 1)[-1] for l in body.decode().splitlines()]
     app = [l for l in lines if l.startswith("p") or l in ("rejected-if-seen", "after-reject")]
     check("only accepted lines were written", app == ["p1", "p2", "p3", "p4", "p5"], lines)
+
+    # 1,000 oversized requests leave the Writer's memory where it was
+    # (RELIABILITY E2: RSS growth < 8 MiB): each is refused before its body.
+    if pid:
+        lines = json.dumps({"Stream": "/e1", "Lines": ["x"] * 10001}).encode()
+        oversized = [
+            request("POST", "/writer/append", [host_h, auth, ("Content-Length", str(1 << 30))], b"x" * 1000),
+            request("GET", "/health", [host_h, ("X-Big", "h" * 17000)]),
+            request("GET", "/" + "u" * 20000, [host_h]),
+            request("POST", "/writer/append", [host_h, auth, ("Content-Length", str(len(lines))),
+                                               ("Connection", "close")], lines),
+        ]
+        want = [413, 431, 414, 413]
+
+        def burst(count):
+            bad = 0
+            for i in range(count):
+                responses, _ = exchange(api, addr, oversized[i % 4])
+                bad += [r[0] for r in responses] != [want[i % 4]]
+            return bad
+
+        burst(100)  # warm up: thread caches, TLS session state
+        before = rss_kib(pid)
+        bad = burst(1000)
+        growth = rss_kib(pid) - before
+        print(f"rss: {before} KiB before 1,000 oversized requests, growth {growth} KiB")
+        check("1,000 oversized requests refused", bad == 0, f"{bad} wrong answers")
+        check("RSS growth under 8 MiB", growth < 8 * 1024, f"{growth} KiB")
 
     # The Writer still serves.
     status, body = api.post(api.connect(addr, 10), "/writer/append", {"Stream": "/e1", "Lines": ["last"]})

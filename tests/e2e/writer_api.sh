@@ -171,9 +171,10 @@ chunk_mem=$(sed -n 's/^horizon_chunk_memory_bytes \([0-9]*\)$/\1/p' "$TMP/metric
 lint=$(promtool check metrics <"$TMP/metrics.txt" 2>&1); rc=$?
 check "promtool exit" "0" "$rc"; check "promtool output" "" "$lint"
 
-# --- malformed and ambiguous HTTP (E1) and the URL limit (E2): raw bytes over
+# --- malformed and ambiguous HTTP (E1), the URL and header limits at N-1/N/N+1
+# and 1,000 oversized requests against the Writer's memory (E2): raw bytes over
 # verified TLS; each gets its status and JSON error and the connection closes
-if python3 "$(dirname "$0")/http_e1.py" "$DATA" "$API" >"$TMP/http_e1.txt" 2>&1; then
+if python3 "$(dirname "$0")/http_e1.py" "$DATA" "$API" "$WRITER_PID" >"$TMP/http_e1.txt" 2>&1; then
   pass
 else
   fail "E1: $(grep -v '^ok' "$TMP/http_e1.txt")"
