@@ -152,6 +152,21 @@ echo | openssl s_client -connect "$API" -tls1_1 >/dev/null 2>&1 && fail "TLS 1.1
 echo | openssl s_client -connect "$API" -tls1 >/dev/null 2>&1 && fail "TLS 1.0 accepted" || pass
 echo | openssl s_client -connect "$API" -tls1_2 -CAfile "$CA" -verify_return_error >/dev/null 2>&1 && pass || fail "TLS 1.2 refused"
 echo | openssl s_client -connect "$API" -tls1_3 -CAfile "$CA" -verify_return_error >/dev/null 2>&1 && pass || fail "TLS 1.3 refused"
+# Weak suites refused (a client offering only them gets no handshake), an
+# AEAD suite accepted; renegotiation refused on the API and pub/sub ports.
+for weak in 'DES-CBC3-SHA:@SECLEVEL=0' 'RC4-SHA:@SECLEVEL=0' 'NULL-SHA256:@SECLEVEL=0' 'aNULL:@SECLEVEL=0' \
+            'ECDHE-ECDSA-AES128-SHA' 'ECDHE-ECDSA-AES256-SHA384'; do
+  echo | openssl s_client -connect "$API" -tls1_2 -cipher "$weak" -CAfile "$CA" >/dev/null 2>&1 \
+    && fail "TLS 1.2 suite $weak accepted" || pass
+done
+echo | openssl s_client -connect "$API" -tls1_2 -cipher ECDHE-ECDSA-AES128-GCM-SHA256 -CAfile "$CA" \
+  -verify_return_error >/dev/null 2>&1 && pass || fail "ECDHE-ECDSA-AES128-GCM-SHA256 refused"
+PUBSUB=$(sed -n 's/.*ready: api .* pubsub \([^ ,]*\),.*/\1/p' "$TMP/writer.log" | tail -1)
+for port_addr in "$API" "$PUBSUB"; do
+  out=$( (printf 'R\n'; sleep 1) | timeout 10 openssl s_client -connect "$port_addr" -tls1_2 -CAfile "$CA" 2>&1)
+  contains "renegotiation attempted on $port_addr" "RENEGOTIATING" "$out"
+  contains "renegotiation refused on $port_addr" "no renegotiation" "$out"
+done
 curl -sS -o /dev/null "https://$API/health" 2>/dev/null && fail "untrusted CA accepted by curl" || pass
 out=$(curl -sS -o /dev/null -w '%{http_code}' "http://$API/health" 2>/dev/null); [ "$out" != "200" ] && pass || fail "plain HTTP served on the API port"
 
