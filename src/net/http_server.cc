@@ -253,6 +253,11 @@ struct HttpServer::Impl {
 
   Impl(HttpServerOptions o, Handler h) : options(std::move(o)), handler(std::move(h)) {}
 
+  HttpResponse reject(const Error& e) const {
+    if (options.on_rejected) options.on_rejected(e);
+    return rejection(e);
+  }
+
   Result<void> setup_tls() {
     return configure_server_tls(tls, options.cert_pem, options.key_pem, options.name, options.credentials);
   }
@@ -382,11 +387,11 @@ struct HttpServer::Impl {
       }
       if (ec) {
         const std::string_view buffered(static_cast<const char*>(buffer.data().data()), buffer.size());
-        co_await write(rejection(head_error(ec, parser, buffered, limits)), 11, false);
+        co_await write(reject(head_error(ec, parser, buffered, limits)), 11, false);
         co_return;
       }
       if (auto rejected = check_request_head(parser, n, limits)) {  // n: the head's bytes
-        co_await write(rejection(*rejected), 11, false);
+        co_await write(reject(*rejected), 11, false);
         co_return;
       }
       if (parser.expects_continue()) {
@@ -417,7 +422,7 @@ struct HttpServer::Impl {
       }
       if (bec) {
         if (bec != http::error::end_of_stream && bec != asio::error::operation_aborted) {
-          co_await write(rejection(body_error(bec, limits)), parser.version(), false);
+          co_await write(reject(body_error(bec, limits)), parser.version(), false);
         }
         co_return;
       }

@@ -18,6 +18,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -40,6 +41,9 @@ struct HttpServerOptions {
   std::size_t max_connections = 1024;
   int threads = 2;
   std::string name = "http";  // for logs
+  // Called on an I/O thread for every request refused before the handler
+  // (malformed or ambiguous HTTP, a limit): for a metric. Optional.
+  std::function<void(const Error&)> on_rejected;
 };
 
 class HttpServer {

@@ -313,6 +313,11 @@ int run_writer(WriterOptions o) {
   api_opts.name = "api";
   api_opts.threads = o.io_threads;
   api_opts.max_connections = fds->api;
+  auto& rejected = registry.counter_family("horizon_http_rejected_requests_total",
+                                           "Writer API requests refused before reaching an endpoint (malformed or "
+                                           "ambiguous HTTP, size limits), by error code",
+                                           {"code"});
+  api_opts.on_rejected = [&rejected](const Error& e) { rejected.with({e.wire_code()}).inc(); };
   auto api = net::HttpServer::start(api_opts, make_api_handler(**engine, identity->token, api_metrics, o.commit_on == "io"));
   if (!api) return fail(api.error().message);
 

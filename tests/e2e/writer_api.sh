@@ -194,6 +194,14 @@ if python3 "$(dirname "$0")/http_e1.py" "$DATA" "$API" "$WRITER_PID" >"$TMP/http
 else
   fail "E1: $(grep -v '^ok' "$TMP/http_e1.txt")"
 fi
+# ... each counted by its code (none of them reached an endpoint)
+curl -sS "http://$METRICS/metrics" >"$TMP/metrics-e1.txt"
+for code in bad_request length_required uri_too_long headers_too_large body_too_large not_implemented \
+            http_version_not_supported; do
+  n=$(sed -n "s/^horizon_http_rejected_requests_total{code=\"$code\"} \([0-9]*\)$/\1/p" "$TMP/metrics-e1.txt")
+  [ "${n:-0}" -gt 0 ] && pass || fail "no rejected request counted for $code"
+done
+lint=$(promtool check metrics <"$TMP/metrics-e1.txt" 2>&1); check "promtool after E1" "" "$lint"
 
 # --- CLI against the same Writer (configuration from the data dir's client.env)
 export HORIZON_DATA=$DATA
