@@ -10,8 +10,10 @@
 #include "core/wire.h"
 #include "pubsub/client.h"
 #include "reader/reader.h"
+#include "server/bootstrap.h"
 #include "server/writer_process.h"
 #include "store/object_store.h"
+#include "wal/fs.h"
 
 #include <CLI/CLI.hpp>
 #include <boost/json.hpp>
@@ -20,6 +22,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <ctime>
+#include <filesystem>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -273,9 +277,32 @@ int main(int argc, char** argv) {
   psub->add_option("TOPIC", topic)->required();
   client_options(psub);
 
+  std::string rotate_step, rotate_data;
+  auto* rotate = app.add_subcommand(
+      "ca-rotate",
+      "replace the Writer's internal CA, with the Writer stopped, in two steps: \"prepare\" makes a successor that "
+      "clients trust from then on; restart the Pushers and other long-running clients; \"finish\" makes the "
+      "successor sign (docs/format/data-dir.md)");
+  rotate->add_option("STEP", rotate_step, "prepare | finish")->required()->check(CLI::IsMember({"prepare", "finish"}));
+  rotate->add_option("--data", rotate_data, "the Writer's data directory (default: $HORIZON_DATA or "
+                                            "~/.local/share/event-horizon)");
+
   CLI11_PARSE(app, argc, argv);
 
   if (writer->parsed()) return server::run_writer(wo);
+  if (rotate->parsed()) {
+    const std::string dir = rotate_data.empty() ? server::default_data_dir() : rotate_data;
+    if (!std::filesystem::exists(std::filesystem::path(dir) / "identity.json")) {
+      die("ca-rotate", dir + " is not a Writer's data directory (no identity.json)");
+    }
+    auto lock = wal::DirLock::acquire(dir);
+    if (!lock) die("ca-rotate", lock.error().message + "; stop the Writer first");
+    const std::time_t now = std::time(nullptr);
+    auto done = rotate_step == "prepare" ? server::prepare_ca_rotation(dir, now) : server::finish_ca_rotation(dir, now);
+    if (!done) die("ca-rotate", done.error().message);
+    std::printf("%s\n", done->c_str());
+    return 0;
+  }
   if (pusher->parsed()) return cli::run_pusher(flags, pc);
   if (create->parsed()) {
     const auto name = stream_arg("stream-create", stream_text);

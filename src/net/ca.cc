@@ -134,6 +134,22 @@ Result<X509Ptr> parse_certificate(std::string_view pem, std::string_view what) {
   return cert;
 }
 
+// Every certificate of a PEM bundle, in order (at least one).
+Result<std::vector<X509Ptr>> parse_certificates(std::string_view pem, std::string_view what) {
+  auto bio = read_bio(pem, what);
+  if (!bio) return bio.error();
+  std::vector<X509Ptr> out;
+  while (X509Ptr cert{PEM_read_bio_X509(bio->get(), nullptr, nullptr, nullptr)}) out.push_back(std::move(cert));
+  // The loop ends at the first thing that is not a certificate: the end of
+  // the text, or damage (then the whole bundle is refused).
+  const unsigned long err = ERR_peek_last_error();
+  if (out.empty() || !(ERR_GET_LIB(err) == ERR_LIB_PEM && ERR_GET_REASON(err) == PEM_R_NO_START_LINE)) {
+    return openssl_error(errc::invalid_argument, fmt::format("{} is not a PEM certificate or bundle", what));
+  }
+  ERR_clear_error();
+  return out;
+}
+
 // Never prompts for a passphrase: encrypted keys are rejected.
 int refuse_passphrase(char* /*buf*/, int /*size*/, int /*rwflag*/, void* /*user*/) { return -1; }
 
@@ -448,12 +464,14 @@ Result<void> verify_server_cert(std::string_view cert_pem, std::string_view ca_p
   if (host.empty()) return bad_input("the host to verify the certificate for is empty");
   auto cert = parse_certificate(cert_pem, "server certificate");
   if (!cert) return cert.error();
-  auto ca = parse_certificate(ca_pem, "CA certificate");
-  if (!ca) return ca.error();
+  auto cas = parse_certificates(ca_pem, "CA certificate");
+  if (!cas) return cas.error();
 
   StorePtr store(X509_STORE_new());
   if (!store) return crypto_failure("X509_STORE_new");
-  if (X509_STORE_add_cert(store.get(), ca->get()) != 1) return crypto_failure("X509_STORE_add_cert");
+  for (const auto& ca : *cas) {
+    if (X509_STORE_add_cert(store.get(), ca.get()) != 1) return crypto_failure("X509_STORE_add_cert");
+  }
   StoreCtxPtr ctx(X509_STORE_CTX_new());
   if (!ctx) return crypto_failure("X509_STORE_CTX_new");
   if (X509_STORE_CTX_init(ctx.get(), store.get(), cert->get(), nullptr) != 1) {

@@ -50,7 +50,8 @@ struct CertifiedKey {
 // Errors: invalid_argument if the PEM does not parse.
 [[nodiscard]] Result<std::vector<std::string>> subject_alt_names(std::string_view cert_pem);
 
-// Succeeds iff `cert_pem` chains to `ca_pem` (a store holding only that CA,
+// Succeeds iff `cert_pem` chains to `ca_pem` (a store holding only the CA
+// certificates of `ca_pem`: one, or a bundle of several;
 // X509_V_FLAG_X509_STRICT, purpose TLS server, at time `at`: the current time
 // when not given) and matches
 // `host`: X509_check_ip_asc when `host` is an IP address, else X509_check_host

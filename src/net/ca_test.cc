@@ -289,6 +289,23 @@ TEST_F(CaTest, VerifyFailsForAHostNotInTheSans) {
   }
 }
 
+// A bundle of CAs (a rotation's trusted set): the certificate verifies when
+// its CA is any of them, not when it is missing; a damaged bundle is refused.
+TEST_F(CaTest, VerifyAcceptsABundleOfCas) {
+  const auto other = create_ca("Event Horizon internal CA other").value();
+  EXPECT_TRUE(verify_server_cert(server_->cert_pem, other.cert_pem + ca_->cert_pem, "localhost"));
+  EXPECT_TRUE(verify_server_cert(server_->cert_pem, ca_->cert_pem + other.cert_pem, "localhost"));
+  auto missing = verify_server_cert(server_->cert_pem, other.cert_pem, "localhost");
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().code, errc::unauthorized);
+  auto damaged = verify_server_cert(server_->cert_pem, other.cert_pem + "-----BEGIN CERTIFICATE-----\nAAAA\n", "localhost");
+  ASSERT_FALSE(damaged);
+  EXPECT_EQ(damaged.error().code, errc::invalid_argument) << damaged.error().message;
+  auto empty = verify_server_cert(server_->cert_pem, "", "localhost");
+  ASSERT_FALSE(empty);
+  EXPECT_EQ(empty.error().code, errc::invalid_argument);
+}
+
 TEST_F(CaTest, VerifyChecksTheDatesAtTheGivenInstant) {
   const auto v = certificate_validity(server_->cert_pem).value();
   EXPECT_TRUE(verify_server_cert(server_->cert_pem, ca_->cert_pem, "localhost", v.not_before + 60));

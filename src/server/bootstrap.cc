@@ -8,6 +8,11 @@
 #include <boost/json.hpp>
 #include <fmt/format.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -68,7 +73,156 @@ Result<std::optional<std::string>> discovery_owner(store::ObjectStore& store) {
   return std::optional<std::string>(std::string(v.at("writer_id").as_string()));
 }
 
+// "2031-11-28": the date part of the timestamp format.
+std::string utc_date(std::time_t t) { return Timestamp{static_cast<std::int64_t>(t) * 1000}.to_string().substr(0, 10); }
+
+std::int64_t days_between(std::time_t from, std::time_t to) { return (static_cast<std::int64_t>(to) - from) / 86400; }
+
+// trusted_cas, also written to the data directory's ca.pem when it differs.
+Result<std::string> publish_trusted_cas(const std::string& data_dir, std::time_t now) {
+  auto bundle = trusted_cas(data_dir, now);
+  if (!bundle) return bundle.error();
+  const fs::path path = fs::path(data_dir) / "ca.pem";
+  auto old = read_file(path);
+  if (!old) return old.error();
+  if (!*old || **old != *bundle) {
+    if (auto r = net::write_public_file(path.string(), *bundle); !r) return r.error();
+  }
+  return bundle;
+}
+
+Result<void> remove_durably(const fs::path& p) {
+  std::error_code ec;
+  fs::remove(p, ec);
+  if (ec) return Error::make(errc::storage_failed, fmt::format("cannot remove {}: {}", p.string(), ec.message()));
+  const int fd = ::open(p.parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  const bool synced = fd >= 0 && ::fsync(fd) == 0;
+  const int err = errno;
+  if (fd >= 0) ::close(fd);
+  if (!synced) {
+    return Error::make(errc::storage_failed,
+                       fmt::format("cannot sync {}: {}", p.parent_path().string(), std::strerror(err)));
+  }
+  return {};
+}
+
+// "CA 3f2a...(16 hex digits of its SHA-256)... valid until 2036-11-28", for the operator.
+std::string describe_ca(std::string_view pem) {
+  auto v = net::certificate_validity(pem);
+  auto fp = net::certificate_fingerprint_sha256(pem);
+  return fmt::format("CA {}... valid until {}", fp ? fp->substr(0, 16) : std::string("?"),
+                     v ? utc_date(v->not_after) : std::string("?"));
+}
+
+Result<std::string> writer_id_of(const fs::path& dir) {
+  auto text = must_read(dir / "identity.json");
+  if (!text) return text.error();
+  boost::system::error_code ec;
+  auto v = json::parse(*text, ec);
+  if (ec || !v.is_object() || !v.as_object().contains("writer_id") || !v.at("writer_id").is_string()) {
+    return Error::make(errc::corruption, fmt::format("{} is damaged", (dir / "identity.json").string()));
+  }
+  return std::string(v.at("writer_id").as_string());
+}
+
 }  // namespace
+
+Result<std::string> trusted_cas(const std::string& data_dir, std::time_t now) {
+  const fs::path tls = fs::path(data_dir) / "tls";
+  auto current = must_read(tls / "ca.pem");
+  if (!current) return current.error();
+  std::string bundle = *current;
+  auto next = read_file(tls / "ca-next.pem");
+  if (!next) return next.error();
+  if (*next && **next != *current) bundle += **next;
+  auto previous = read_file(tls / "ca-previous.pem");
+  if (!previous) return previous.error();
+  if (*previous && **previous != *current) {
+    if (auto v = net::certificate_validity(**previous); v && v->not_after > now) bundle += **previous;
+  }
+  return bundle;
+}
+
+Result<std::string> prepare_ca_rotation(const std::string& data_dir, std::time_t now) {
+  const fs::path dir(data_dir);
+  const fs::path tls = dir / "tls";
+  auto id = writer_id_of(dir);
+  if (!id) return id.error();
+  auto current = must_read(tls / "ca.pem");
+  if (!current) return current.error();
+  auto next = read_file(tls / "ca-next.pem");
+  if (!next) return next.error();
+  std::string summary;
+  if (*next && **next == *current) {
+    return Error::make(errc::conflict, "a CA rotation was interrupted (tls/ca.pem is already the successor): run "
+                                       "`horizon ca-rotate finish` again");
+  }
+  if (*next) {
+    summary = fmt::format("a successor is already prepared: {}", describe_ca(**next));
+  } else {
+    auto ca = net::create_ca(fmt::format("Event Horizon internal CA {} {}", *id, utc_date(now)));
+    if (!ca) return ca.error();
+    // The key first: a certificate without its key is never a successor.
+    for (auto r : {net::write_secret_file((tls / "ca-next-key.pem").string(), ca->key_pem),
+                   net::write_public_file((tls / "ca-next.pem").string(), ca->cert_pem)}) {
+      if (!r) return r.error();
+    }
+    summary = fmt::format("prepared the successor {}", describe_ca(ca->cert_pem));
+  }
+  auto trusted = publish_trusted_cas(data_dir, now);
+  if (!trusted) return trusted.error();
+  return fmt::format("{}. Clients trust it from the Writer's next start (the store's discovery record) and {}/ca.pem "
+                     "(now). Restart the Pushers and other long-running clients and replace copies of ca.pem, then "
+                     "run `horizon ca-rotate finish`.",
+                     summary, data_dir);
+}
+
+Result<std::string> finish_ca_rotation(const std::string& data_dir, std::time_t now) {
+  const fs::path tls = fs::path(data_dir) / "tls";
+  auto next = read_file(tls / "ca-next.pem");
+  if (!next) return next.error();
+  if (!*next) {
+    return Error::make(errc::invalid_argument,
+                       fmt::format("no successor CA is prepared in {} (tls/ca-next.pem): run `horizon ca-rotate "
+                                   "prepare` first",
+                                   data_dir));
+  }
+  auto next_key = must_read(tls / "ca-next-key.pem");
+  if (!next_key) return next_key.error();
+  auto current = must_read(tls / "ca.pem");
+  if (!current) return current.error();
+  auto server = must_read(tls / "server.pem");
+  if (!server) return server.error();
+  // The same names as the current certificate (the first one is its CN).
+  auto names = net::subject_alt_names(*server);
+  if (!names) return names.error();
+  if (names->empty()) names->push_back("localhost");
+  // Issued before anything changes: a successor that cannot sign (a damaged
+  // key) stops here with the current CA untouched.
+  auto cert = net::issue_server_cert(net::CertifiedKey{**next, *next_key}, names->front(), *names);
+  if (!cert) return cert.error();
+  // Crash-safe order; finish runs again from any point while tls/ca-next.pem
+  // exists: previous, CA certificate, CA key, server pair, then the
+  // successor's files go.
+  if (*current != **next) {
+    if (auto r = net::write_public_file((tls / "ca-previous.pem").string(), *current); !r) return r.error();
+    if (auto r = net::write_public_file((tls / "ca.pem").string(), **next); !r) return r.error();
+  }
+  for (auto r : {net::write_secret_file((tls / "ca-key.pem").string(), *next_key),
+                 net::write_secret_file((tls / "server-key.pem").string(), cert->key_pem),
+                 net::write_public_file((tls / "server.pem").string(), cert->cert_pem)}) {
+    if (!r) return r.error();
+  }
+  for (const char* f : {"ca-next.pem", "ca-next-key.pem"}) {
+    if (auto r = remove_durably(tls / f); !r) return r.error();
+  }
+  auto trusted = publish_trusted_cas(data_dir, now);
+  if (!trusted) return trusted.error();
+  return fmt::format("the internal CA is now {}; it signed a new server certificate; the previous CA "
+                     "(tls/ca-previous.pem) stays trusted until it expires. Start the Writer: it publishes the new CA "
+                     "to the store's discovery record.",
+                     describe_ca(**next));
+}
 
 Result<void> publish_discovery(store::ObjectStore& store, const WriterIdentity& id, const std::string& api_address,
                                const std::string& pubsub_address) {
@@ -78,7 +232,7 @@ Result<void> publish_discovery(store::ObjectStore& store, const WriterIdentity& 
   o["writer_id"] = id.writer_id;
   o["api"] = api_address;
   o["pubsub"] = pubsub_address;
-  o["ca_pem"] = id.ca_pem;
+  o["ca_pem"] = id.trusted_ca_pem.empty() ? id.ca_pem : id.trusted_ca_pem;
   o["ca_sha256"] = *fp;
   o["updated"] = Timestamp::now().to_string();
   return store.put(std::string(kDiscoveryKey), json::serialize(o) + "\n");
@@ -150,7 +304,8 @@ Result<WriterIdentity> bootstrap_or_load(const BootstrapConfig& c, store::Object
     if (auto r = net::write_public_file((dir / "identity.json").string(), json::serialize(ident) + "\n"); !r) {
       return r.error();
     }
-    id = WriterIdentity{*writer_id, *token, *key, ca->cert_pem, server->cert_pem, server->key_pem, true, {}};
+    id = WriterIdentity{*writer_id, *token, *key, ca->cert_pem, ca->cert_pem, server->cert_pem, server->key_pem,
+                        true, {}};
   } else {
     boost::system::error_code ec;
     auto v = json::parse(**identity_text, ec);
@@ -188,8 +343,19 @@ Result<WriterIdentity> bootstrap_or_load(const BootstrapConfig& c, store::Object
     id.ca_pem = *ca_pem;
     id.server_cert_pem = *cert;
     id.server_key_pem = *key;
-    auto renewal = renew_server_cert_if_due(c.data_dir, c.advertise_host, id.ca_pem, id.server_cert_pem,
-                                            std::time(nullptr));
+    const std::time_t now = std::time(nullptr);
+    if (auto next = read_file(dir / "tls" / "ca-next.pem"); !next) {
+      return next.error();
+    } else if (*next && **next == id.ca_pem) {
+      return Error::make(errc::conflict,
+                         fmt::format("a CA rotation of {} was interrupted (tls/ca.pem is already the successor): run "
+                                     "`horizon ca-rotate finish --data {}` again, then start the Writer",
+                                     c.data_dir, c.data_dir));
+    }
+    auto trusted = publish_trusted_cas(c.data_dir, now);
+    if (!trusted) return trusted.error();
+    id.trusted_ca_pem = *trusted;
+    auto renewal = renew_server_cert_if_due(c.data_dir, c.advertise_host, id.ca_pem, id.server_cert_pem, now);
     if (!renewal) return renewal.error();
     if (*renewal) {
       id.server_cert_pem = (*renewal)->cert_pem;
@@ -199,15 +365,6 @@ Result<WriterIdentity> bootstrap_or_load(const BootstrapConfig& c, store::Object
   }
   return id;
 }
-
-namespace {
-
-// "2031-11-28": the date part of the timestamp format.
-std::string utc_date(std::time_t t) { return Timestamp{static_cast<std::int64_t>(t) * 1000}.to_string().substr(0, 10); }
-
-std::int64_t days_between(std::time_t from, std::time_t to) { return (static_cast<std::int64_t>(to) - from) / 86400; }
-
-}  // namespace
 
 Result<std::optional<Renewal>> renew_server_cert_if_due(const std::string& data_dir, const std::string& advertise_host,
                                                         std::string_view ca_pem, std::string_view cert_pem,
@@ -249,7 +406,8 @@ std::optional<std::string> ca_expiry_warning(std::string_view ca_pem, std::time_
   const auto window = std::chrono::duration_cast<std::chrono::seconds>(kCaWarnBefore).count();
   if (ca->not_after - now >= window) return std::nullopt;
   return fmt::format("the internal CA {} on {}: clients verify this Writer against it (ca.pem, the store's "
-                     "discovery record) and cannot once it has expired; it is not renewed automatically",
+                     "discovery record) and cannot once it has expired; replace it with `horizon ca-rotate prepare`, then "
+                     "`horizon ca-rotate finish` (docs/format/data-dir.md)",
                      ca->not_after <= now ? "expired" : fmt::format("expires in {} days,", days_between(now, ca->not_after)),
                      utc_date(ca->not_after));
 }

@@ -33,9 +33,10 @@ inline constexpr std::string_view kDiscoveryKey = "_horizon/discovery.json";
 
 struct WriterIdentity {
   std::string writer_id;
-  std::string token;       // secret
-  std::string master_key;  // secret
-  std::string ca_pem;
+  std::string token;           // secret
+  std::string master_key;      // secret
+  std::string ca_pem;          // the CA that signs the server certificate
+  std::string trusted_ca_pem;  // what clients trust: trusted_cas()
   std::string server_cert_pem;
   std::string server_key_pem;  // secret
   bool fresh = false;          // created by this call
@@ -70,12 +71,32 @@ struct Renewal {
                                                                       std::string_view ca_pem,
                                                                       std::string_view cert_pem, std::time_t now);
 // A warning when the internal CA expires within kCaWarnBefore of `now`
-// (clients pin it: it cannot be renewed in place), else nullopt.
+// (clients pin it: it is replaced by a rotation, below), else nullopt.
 inline constexpr std::chrono::hours kCaWarnBefore{24 * 365};
 std::optional<std::string> ca_expiry_warning(std::string_view ca_pem, std::time_t now);
 
+// Rotating the internal CA (docs/format/data-dir.md, "Rotating the internal
+// CA"), on a data directory whose Writer is stopped (the caller holds its
+// lock), in two steps with a restart of the clients in between:
+//   prepare: a successor CA (tls/ca-next.pem, tls/ca-next-key.pem); clients
+//     trust it from then on (trusted_cas) while the server certificate is
+//     still the current CA's;
+//   finish: the successor becomes the CA (the current one is kept as
+//     tls/ca-previous.pem, trusted until it expires) and signs a new server
+//     certificate for the same names.
+// Each writes the data directory's ca.pem (the trusted bundle) and returns a
+// summary for the operator. finish can be run again after a crash at any
+// point; a Writer refuses to start on an interrupted finish.
+[[nodiscard]] Result<std::string> prepare_ca_rotation(const std::string& data_dir, std::time_t now);
+[[nodiscard]] Result<std::string> finish_ca_rotation(const std::string& data_dir, std::time_t now);
+
+// The CA certificates clients trust, as one PEM bundle: the current CA, then
+// a prepared successor, then the previous CA while it is valid at `now`.
+[[nodiscard]] Result<std::string> trusted_cas(const std::string& data_dir, std::time_t now);
+
 // Writes the discovery record: writer id, "host:port" of the API and the
-// pub/sub server, the CA certificate and its SHA-256. Nothing secret.
+// pub/sub server, the trusted CA certificates (a PEM bundle) and the SHA-256
+// of the current CA's. Nothing secret.
 [[nodiscard]] Result<void> publish_discovery(store::ObjectStore& store, const WriterIdentity& identity,
                                              const std::string& api_address, const std::string& pubsub_address);
 

@@ -3,6 +3,7 @@
 // CA, files on disk); "now" is passed in, so years ahead are cheap.
 
 #include "net/ca.h"
+#include "net/secrets.h"
 #include "server/bootstrap.h"
 #include "store/memory_store.h"
 
@@ -131,6 +132,119 @@ TEST_F(Renewal, TheCaIsWarnedAboutInItsLastYear) {
   auto past = ca_expiry_warning(id_.ca_pem, ca.not_after + kDay);
   ASSERT_TRUE(past);
   EXPECT_NE(past->find("expired on"), std::string::npos) << *past;
+}
+
+// CA rotation (bootstrap.h): prepare, a restart (clients trust both CAs),
+// finish, a restart (the new CA signs; the old one stays trusted until it
+// expires), then the next rotation.
+int count_certificates(const std::string& pem) {
+  int n = 0;
+  for (auto at = pem.find("BEGIN CERTIFICATE"); at != std::string::npos; at = pem.find("BEGIN CERTIFICATE", at + 1)) ++n;
+  return n;
+}
+
+TEST_F(Renewal, CaRotationKeepsEveryStepVerifiable) {
+  const std::time_t now = std::time(nullptr);
+  const std::string old_ca = id_.ca_pem;
+  EXPECT_EQ(slurp(dir_ / "ca.pem"), old_ca);
+  EXPECT_EQ(id_.trusted_ca_pem, old_ca);
+
+  auto prepared = prepare_ca_rotation(dir_.string(), now);
+  ASSERT_TRUE(prepared) << prepared.error().message;
+  EXPECT_NE(prepared->find("prepared the successor"), std::string::npos) << *prepared;
+  const std::string next = slurp(dir_ / "tls" / "ca-next.pem");
+  ASSERT_EQ(count_certificates(next), 1);
+  struct stat st {};
+  ASSERT_EQ(::stat((dir_ / "tls" / "ca-next-key.pem").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_EQ(slurp(dir_ / "ca.pem"), old_ca + next) << "clients learn the successor at once";
+  EXPECT_EQ(slurp(dir_ / "tls" / "ca.pem"), old_ca) << "the current CA still signs";
+  // The server certificate is unchanged and verifies against the bundle.
+  EXPECT_EQ(slurp(dir_ / "tls" / "server.pem"), id_.server_cert_pem);
+  EXPECT_TRUE(net::verify_server_cert(id_.server_cert_pem, old_ca + next, "127.0.0.1"));
+  EXPECT_FALSE(net::verify_server_cert(id_.server_cert_pem, next, "127.0.0.1"));
+  // A restart publishes the bundle.
+  auto restarted = bootstrap_or_load(BootstrapConfig{dir_.string(), "memory://x", "127.0.0.1"}, *store_).value();
+  EXPECT_EQ(restarted.ca_pem, old_ca);
+  EXPECT_EQ(restarted.trusted_ca_pem, old_ca + next);
+  ASSERT_TRUE(publish_discovery(*store_, restarted, "127.0.0.1:1", "127.0.0.1:2"));
+  const std::string discovery = store_->get(std::string(kDiscoveryKey)).value().value();
+  EXPECT_EQ(count_certificates(discovery), 2) << discovery;
+  // Preparing again changes nothing.
+  auto again = prepare_ca_rotation(dir_.string(), now);
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_NE(again->find("already prepared"), std::string::npos) << *again;
+  EXPECT_EQ(slurp(dir_ / "tls" / "ca-next.pem"), next);
+
+  auto finished = finish_ca_rotation(dir_.string(), now);
+  ASSERT_TRUE(finished) << finished.error().message;
+  const std::string server = slurp(dir_ / "tls" / "server.pem");
+  EXPECT_NE(server, id_.server_cert_pem);
+  EXPECT_TRUE(net::verify_server_cert(server, next, "127.0.0.1"));
+  EXPECT_TRUE(net::verify_server_cert(server, next, "localhost")) << "the same names as before";
+  EXPECT_FALSE(net::verify_server_cert(server, old_ca, "127.0.0.1"));
+  EXPECT_TRUE(net::verify_server_cert(server, slurp(dir_ / "ca.pem"), "127.0.0.1"));
+  EXPECT_EQ(slurp(dir_ / "tls" / "ca.pem"), next);
+  EXPECT_EQ(slurp(dir_ / "tls" / "ca-previous.pem"), old_ca);
+  EXPECT_FALSE(fs::exists(dir_ / "tls" / "ca-next.pem"));
+  EXPECT_FALSE(fs::exists(dir_ / "tls" / "ca-next-key.pem"));
+  EXPECT_EQ(slurp(dir_ / "ca.pem"), next + old_ca) << "the previous CA stays trusted";
+  auto after = bootstrap_or_load(BootstrapConfig{dir_.string(), "memory://x", "127.0.0.1"}, *store_).value();
+  EXPECT_EQ(after.ca_pem, next);
+  EXPECT_EQ(after.server_cert_pem, server);
+  EXPECT_TRUE(after.renewed.empty()) << after.renewed;
+  // The new CA's key signs (a renewal works) ...
+  auto renewal = renew_server_cert_if_due(dir_.string(), "10.9.8.7", after.ca_pem, after.server_cert_pem, now);
+  ASSERT_TRUE(renewal && *renewal) << (renewal ? "not due" : renewal.error().message);
+  EXPECT_TRUE(net::verify_server_cert((*renewal)->cert_pem, next, "10.9.8.7"));
+  // ... and once the previous CA has expired it is no longer trusted.
+  const auto old_end = net::certificate_validity(old_ca).value().not_after;
+  EXPECT_EQ(trusted_cas(dir_.string(), old_end - kDay).value(), next + old_ca);
+  EXPECT_EQ(trusted_cas(dir_.string(), old_end + kDay).value(), next);
+
+  // Finishing twice is an error that changes nothing; the next rotation works.
+  EXPECT_FALSE(finish_ca_rotation(dir_.string(), now));
+  ASSERT_TRUE(prepare_ca_rotation(dir_.string(), now));
+  const std::string third = slurp(dir_ / "tls" / "ca-next.pem");
+  EXPECT_NE(third, next);
+  ASSERT_TRUE(finish_ca_rotation(dir_.string(), now));
+  EXPECT_EQ(slurp(dir_ / "tls" / "ca-previous.pem"), next);
+  EXPECT_EQ(slurp(dir_ / "ca.pem"), third + next);
+}
+
+// A crash inside finish, after the CA certificate was replaced and before
+// its key was: the Writer refuses to start (the pair does not match) and
+// says what to run; finish run again completes the rotation.
+TEST_F(Renewal, AnInterruptedCaRotationIsFinishedByRunningFinishAgain) {
+  const std::time_t now = std::time(nullptr);
+  const std::string old_ca = id_.ca_pem;
+  ASSERT_TRUE(prepare_ca_rotation(dir_.string(), now));
+  const std::string next = slurp(dir_ / "tls" / "ca-next.pem");
+  ASSERT_TRUE(net::write_public_file((dir_ / "tls" / "ca-previous.pem").string(), old_ca));
+  ASSERT_TRUE(net::write_public_file((dir_ / "tls" / "ca.pem").string(), next));  // the crash: key not yet replaced
+
+  auto refused = bootstrap_or_load(BootstrapConfig{dir_.string(), "memory://x", "127.0.0.1"}, *store_);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message.find("horizon ca-rotate finish"), std::string::npos) << refused.error().message;
+  EXPECT_FALSE(prepare_ca_rotation(dir_.string(), now)) << "prepare would make a third CA in the middle";
+
+  auto finished = finish_ca_rotation(dir_.string(), now);
+  ASSERT_TRUE(finished) << finished.error().message;
+  EXPECT_EQ(slurp(dir_ / "tls" / "ca-previous.pem"), old_ca) << "not overwritten with the successor";
+  auto loaded = bootstrap_or_load(BootstrapConfig{dir_.string(), "memory://x", "127.0.0.1"}, *store_);
+  ASSERT_TRUE(loaded) << loaded.error().message;
+  EXPECT_TRUE(net::verify_server_cert(loaded->server_cert_pem, next, "127.0.0.1"));
+  auto renewal = renew_server_cert_if_due(dir_.string(), "10.9.8.7", loaded->ca_pem, loaded->server_cert_pem, now);
+  ASSERT_TRUE(renewal && *renewal) << "the CA key matches its certificate again";
+}
+
+TEST_F(Renewal, FinishWithoutAPreparedSuccessorChangesNothing) {
+  auto r = finish_ca_rotation(dir_.string(), std::time(nullptr));
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("ca-rotate prepare"), std::string::npos) << r.error().message;
+  EXPECT_EQ(slurp(dir_ / "tls" / "ca.pem"), id_.ca_pem);
+  EXPECT_EQ(slurp(dir_ / "tls" / "server.pem"), id_.server_cert_pem);
+  EXPECT_FALSE(fs::exists(dir_ / "tls" / "ca-previous.pem"));
 }
 
 }  // namespace

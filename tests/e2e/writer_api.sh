@@ -230,7 +230,7 @@ out=$(HORIZON_DATA="" STORE="file://$TMP/mitm/store" HORIZON_TOKEN=$TOKEN "$HORI
 check "cli certificate refusal is one line" 1 "$(printf '%s\n' "$out" | wc -l)"
 contains "cli says why the certificate was refused" "SSL certificate problem: unable to get local issuer certificate" "$out"
 not_contains "no token in the refusal" "$TOKEN" "$out"
-for sub in writer stream-create stream-append stream-appendfromfile stream-liveread stream-subscribe; do
+for sub in writer stream-create stream-append stream-appendfromfile stream-liveread stream-subscribe ca-rotate; do
   "$HORIZON" "$sub" --help >/dev/null 2>&1 && pass || fail "$sub --help"
 done
 unset HORIZON_DATA
