@@ -29,6 +29,7 @@ contains "prepare says why" "stop the Writer first" "$out"
 stop_writer
 out=$("$HORIZON" ca-rotate finish --data "$DATA" 2>&1) && fail "finish before prepare" || pass
 contains "finish before prepare says what to run" "ca-rotate prepare" "$out"
+sleep 1.1  # the successor's end (second precision) then differs from the current CA's: the metric must move
 out=$("$HORIZON" ca-rotate prepare --data "$DATA" 2>&1); rc=$?
 check "prepare" 0 "$rc"; contains "prepare summary" "prepared the successor" "$out"
 check "bundle in ca.pem" 2 "$(grep -c 'BEGIN CERTIFICATE' "$DATA/ca.pem")"
@@ -54,12 +55,14 @@ csplit -s -z -f "$TMP/trusted-" "$DATA/ca.pem" '/BEGIN CERTIFICATE/' '{*}'
 openssl verify -CAfile "$TMP/trusted-00" -verify_ip 127.0.0.1 "$DATA/tls/server.pem" >/dev/null 2>&1 && pass ||
   fail "server certificate does not verify against the new CA alone"
 PUBSUB=$(sed -n 's/.*ready: api .* pubsub \([^ ,]*\),.*/\1/p' "$TMP/writer.log" | tail -1)
-echo | openssl s_client -connect "$PUBSUB" -CAfile "$TMP/trusted-00" -verify_return_error >/dev/null 2>&1 && pass ||
-  fail "pub/sub does not present the new CA's certificate"
+out=$(echo | openssl s_client -connect "$PUBSUB" -CAfile "$TMP/trusted-00" -verify_return_error 2>&1) && pass ||
+  fail "pub/sub does not present the new CA's certificate ($PUBSUB): $(grep -i -e error -e verify <<<"$out" | head -5)"
 echo | openssl s_client -connect "$PUBSUB" -CAfile "$TMP/old-ca.pem" -verify_return_error >/dev/null 2>&1 &&
   fail "pub/sub still verifies with the old CA alone" || pass
 ca_end1=$(metric 'horizon_tls_certificate_expiry_timestamp_seconds{certificate="ca"}')
 check "the CA end metric moved" 1 "$([ "${ca_end1:-0}" -gt "${ca_end0:-0}" ] && echo 1 || echo 0)"
+check "the CA end metric is the new CA's" "$(date -d "$(openssl x509 -enddate -noout -in "$TMP/trusted-00" | cut -d= -f2)" +%s)" \
+  "$ca_end1"
 lines=$("$HORIZON" stream-liveread /rot:0:0 100 2>&1 | grep -c -e ' before$' -e ' prepared$' -e ' finished$')
 check "every acknowledged line is there" 3 "$lines"
 not_contains "no key in the log" "PRIVATE KEY" "$(cat "$TMP/writer.log")"
