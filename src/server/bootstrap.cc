@@ -162,11 +162,10 @@ Result<std::string> prepare_ca_rotation(const std::string& data_dir, std::time_t
   } else {
     auto ca = net::create_ca(fmt::format("Event Horizon internal CA {} {}", *id, utc_date(now)));
     if (!ca) return ca.error();
-    // The key first: a certificate without its key is never a successor.
-    for (auto r : {net::write_secret_file((tls / "ca-next-key.pem").string(), ca->key_pem),
-                   net::write_public_file((tls / "ca-next.pem").string(), ca->cert_pem)}) {
-      if (!r) return r.error();
-    }
+    // The key first, and the certificate only once it is written: a
+    // certificate without its key is never a successor.
+    if (auto r = net::write_secret_file((tls / "ca-next-key.pem").string(), ca->key_pem); !r) return r.error();
+    if (auto r = net::write_public_file((tls / "ca-next.pem").string(), ca->cert_pem); !r) return r.error();
     summary = fmt::format("prepared the successor {}", describe_ca(ca->cert_pem));
   }
   auto trusted = publish_trusted_cas(data_dir, now);
@@ -208,11 +207,11 @@ Result<std::string> finish_ca_rotation(const std::string& data_dir, std::time_t 
     if (auto r = net::write_public_file((tls / "ca-previous.pem").string(), *current); !r) return r.error();
     if (auto r = net::write_public_file((tls / "ca.pem").string(), **next); !r) return r.error();
   }
-  for (auto r : {net::write_secret_file((tls / "ca-key.pem").string(), *next_key),
-                 net::write_secret_file((tls / "server-key.pem").string(), cert->key_pem),
-                 net::write_public_file((tls / "server.pem").string(), cert->cert_pem)}) {
-    if (!r) return r.error();
-  }
+  // One at a time, stopping at the first failure (a braced list would make
+  // every write before looking at any result).
+  if (auto r = net::write_secret_file((tls / "ca-key.pem").string(), *next_key); !r) return r.error();
+  if (auto r = net::write_secret_file((tls / "server-key.pem").string(), cert->key_pem); !r) return r.error();
+  if (auto r = net::write_public_file((tls / "server.pem").string(), cert->cert_pem); !r) return r.error();
   for (const char* f : {"ca-next.pem", "ca-next-key.pem"}) {
     if (auto r = remove_durably(tls / f); !r) return r.error();
   }
