@@ -55,10 +55,14 @@ csplit -s -z -f "$TMP/trusted-" "$DATA/ca.pem" '/BEGIN CERTIFICATE/' '{*}'
 openssl verify -CAfile "$TMP/trusted-00" -verify_ip 127.0.0.1 "$DATA/tls/server.pem" >/dev/null 2>&1 && pass ||
   fail "server certificate does not verify against the new CA alone"
 PUBSUB=$(sed -n 's/.*ready: api .* pubsub \([^ ,]*\),.*/\1/p' "$TMP/writer.log" | tail -1)
-out=$(echo | openssl s_client -connect "$PUBSUB" -CAfile "$TMP/trusted-00" -verify_return_error 2>&1) && pass ||
-  fail "pub/sub does not present the new CA's certificate ($PUBSUB): $(grep -i -e error -e verify <<<"$out" | head -5)"
-echo | openssl s_client -connect "$PUBSUB" -CAfile "$TMP/old-ca.pem" -verify_return_error >/dev/null 2>&1 &&
-  fail "pub/sub still verifies with the old CA alone" || pass
+# The verification result itself, not s_client's exit status: the pub/sub
+# server may close at once on a client that sends no AUTH, and s_client then
+# exits 1 after a handshake that verified.
+out=$(openssl s_client -connect "$PUBSUB" -CAfile "$TMP/trusted-00" </dev/null 2>&1)
+contains "pub/sub presents the new CA's certificate ($PUBSUB)" "Verify return code: 0 (ok)" "$out"
+out=$(openssl s_client -connect "$PUBSUB" -CAfile "$TMP/old-ca.pem" </dev/null 2>&1)
+contains "pub/sub with the old CA alone: no issuer" "verify error:num=20:unable to get local issuer certificate" "$out"
+not_contains "pub/sub does not verify with the old CA alone" "Verify return code: 0 (ok)" "$out"
 ca_end1=$(metric 'horizon_tls_certificate_expiry_timestamp_seconds{certificate="ca"}')
 check "the CA end metric moved" 1 "$([ "${ca_end1:-0}" -gt "${ca_end0:-0}" ] && echo 1 || echo 0)"
 check "the CA end metric is the new CA's" "$(date -d "$(openssl x509 -enddate -noout -in "$TMP/trusted-00" | cut -d= -f2)" +%s)" \
