@@ -154,13 +154,16 @@ echo | openssl s_client -connect "$API" -tls1_2 -CAfile "$CA" -verify_return_err
 echo | openssl s_client -connect "$API" -tls1_3 -CAfile "$CA" -verify_return_error >/dev/null 2>&1 && pass || fail "TLS 1.3 refused"
 # Weak suites refused (a client offering only them gets no handshake), an
 # AEAD suite accepted; renegotiation refused on the API and pub/sub ports.
+# (s_client's output, not its exit status: that also depends on how the
+# server ends the connection after the handshake.)
 for weak in 'DES-CBC3-SHA:@SECLEVEL=0' 'RC4-SHA:@SECLEVEL=0' 'NULL-SHA256:@SECLEVEL=0' 'aNULL:@SECLEVEL=0' \
             'ECDHE-ECDSA-AES128-SHA' 'ECDHE-ECDSA-AES256-SHA384'; do
-  echo | openssl s_client -connect "$API" -tls1_2 -cipher "$weak" -CAfile "$CA" >/dev/null 2>&1 \
-    && fail "TLS 1.2 suite $weak accepted" || pass
+  out=$(openssl s_client -connect "$API" -tls1_2 -cipher "$weak" -CAfile "$CA" </dev/null 2>&1)
+  not_contains "TLS 1.2 suite $weak accepted" "New, TLSv1.2, Cipher is" "$out"
 done
-echo | openssl s_client -connect "$API" -tls1_2 -cipher ECDHE-ECDSA-AES128-GCM-SHA256 -CAfile "$CA" \
-  -verify_return_error >/dev/null 2>&1 && pass || fail "ECDHE-ECDSA-AES128-GCM-SHA256 refused"
+out=$(openssl s_client -connect "$API" -tls1_2 -cipher ECDHE-ECDSA-AES128-GCM-SHA256 -CAfile "$CA" </dev/null 2>&1)
+contains "ECDHE-ECDSA-AES128-GCM-SHA256 accepted" "New, TLSv1.2, Cipher is ECDHE-ECDSA-AES128-GCM-SHA256" "$out"
+contains "ECDHE-ECDSA-AES128-GCM-SHA256 verifies" "Verify return code: 0 (ok)" "$out"
 PUBSUB=$(sed -n 's/.*ready: api .* pubsub \([^ ,]*\),.*/\1/p' "$TMP/writer.log" | tail -1)
 for port_addr in "$API" "$PUBSUB"; do
   out=$( (printf 'R\n'; sleep 1) | timeout 10 openssl s_client -connect "$port_addr" -tls1_2 -CAfile "$CA" 2>&1)
