@@ -148,8 +148,13 @@ api GET /writer/append ''; check "wrong method 405" "405" "$STATUS"
 api POST /writer/nothing '{}'; check "unknown endpoint 404" "404" "$STATUS"
 
 # --- TLS (E8)
-echo | openssl s_client -connect "$API" -tls1_1 >/dev/null 2>&1 && fail "TLS 1.1 accepted" || pass
-echo | openssl s_client -connect "$API" -tls1 >/dev/null 2>&1 && fail "TLS 1.0 accepted" || pass
+# The client offers the old version for real (@SECLEVEL=0) and the server
+# answers with the protocol_version alert.
+for old_tls in -tls1_1 -tls1; do
+  out=$(openssl s_client -connect "$API" "$old_tls" -cipher 'DEFAULT:@SECLEVEL=0' </dev/null 2>&1)
+  contains "$old_tls refused by the server" "alert protocol version" "$out"
+  not_contains "$old_tls accepted" "Cipher is ECDHE" "$out"
+done
 echo | openssl s_client -connect "$API" -tls1_2 -CAfile "$CA" -verify_return_error >/dev/null 2>&1 && pass || fail "TLS 1.2 refused"
 echo | openssl s_client -connect "$API" -tls1_3 -CAfile "$CA" -verify_return_error >/dev/null 2>&1 && pass || fail "TLS 1.3 refused"
 # Weak suites refused (a client offering only them gets no handshake), an
