@@ -2,6 +2,7 @@
 // the encoder, must equal the document byte for byte, and parsing it back
 // must give the cursors of the document's table.
 
+#include "core/golden_doc.h"
 #include "core/meta.h"
 #include "core/raw_line.h"
 
@@ -15,27 +16,9 @@
 namespace horizon {
 namespace {
 
-std::string read_doc() {
-  std::ifstream in(std::string(HORIZON_SOURCE_DIR) + "/docs/format/raw-lines.md", std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+std::string read_doc() { return golden::read_source_file("docs/format/raw-lines.md"); }
 
-// The text after "<!-- golden:NAME -->": the body of the next ``` block, or
-// the next table's rows.
-std::string section(const std::string& doc, const std::string& name) {
-  const auto marker = doc.find("<!-- golden:" + name + " -->");
-  if (marker == std::string::npos) return {};
-  auto start = doc.find('\n', marker) + 1;
-  if (doc.compare(start, 4, "```\n") == 0) {
-    start += 4;
-    const auto end = doc.find("```\n", start);
-    return doc.substr(start, end - start);
-  }
-  const auto end = doc.find("\n\n", start);
-  return doc.substr(start, end - start);
-}
+std::string section(const std::string& doc, const std::string& name) { return golden::section(doc, name); }
 
 Timestamp ts(const char* s) { return Timestamp::parse(s).value(); }
 StreamName name(const char* s) { return StreamName::parse(s).value(); }

@@ -102,4 +102,25 @@ std::string ascii_lower(std::string_view s) {
   return out;
 }
 
+bool split_host_port(std::string_view text, std::string& host, std::uint16_t& port) {
+  std::string_view p;
+  if (!text.empty() && text.front() == '[') {
+    const auto close = text.find(']');
+    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') return false;
+    host = std::string(text.substr(1, close - 1));
+    p = text.substr(close + 2);
+  } else {
+    const auto colon = text.rfind(':');
+    if (colon == std::string_view::npos) return false;
+    host = std::string(text.substr(0, colon));
+    p = text.substr(colon + 1);
+  }
+  if (host.empty() || p.empty() || p.size() > 5) return false;
+  unsigned v = 0;
+  const auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), v);
+  if (ec != std::errc() || end != p.data() + p.size() || v > 65535) return false;
+  port = static_cast<std::uint16_t>(v);
+  return true;
+}
+
 }  // namespace horizon

@@ -6,6 +6,7 @@
 
 #include <charconv>
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -28,6 +29,11 @@ std::size_t find_line_break_or_nul(std::string_view s);
 // At most `max_bytes` of `s` with every byte outside printable ASCII, '"'
 // and '\\' shown as \xNN, and "..." when cut. Safe to embed in messages.
 std::string printable_excerpt(std::string_view s, std::size_t max_bytes = 80);
+
+// Splits "host:port" or "[v6]:port" (brackets removed); the host must not be
+// empty, the port is 1-5 digits of 0..65535. false (outputs unspecified)
+// otherwise.
+bool split_host_port(std::string_view text, std::string& host, std::uint16_t& port);
 
 // `s` with A-Z lowered, every other byte as it is (HTTP field names,
 // SigV4 header names): no locale.

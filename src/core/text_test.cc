@@ -140,5 +140,27 @@ TEST(LogThrottle, OncePerIntervalWithTheCountHeldBack) {
   EXPECT_EQ(t.admit(t0 + 60s), 2u);  // after a quiet spell: at once
 }
 
+TEST(SplitHostPort, AcceptsNamesAddressesAndBracketedV6) {
+  std::string host;
+  std::uint16_t port = 1;
+  ASSERT_TRUE(split_host_port("localhost:9092", host, port));
+  EXPECT_EQ(host, "localhost");
+  EXPECT_EQ(port, 9092);
+  ASSERT_TRUE(split_host_port("[::1]:0", host, port));
+  EXPECT_EQ(host, "::1");
+  EXPECT_EQ(port, 0);
+  ASSERT_TRUE(split_host_port("10.0.0.1:65535", host, port));
+  EXPECT_EQ(port, 65535);
+}
+
+TEST(SplitHostPort, RejectsWhatIsNotHostColonPort) {
+  std::string host;
+  std::uint16_t port = 0;
+  for (const char* bad : {"", "9092", ":9092", "host:", "host:65536", "host:123456", "host:+1", "host:-1", "host:9x",
+                          "host: 1", "[::1]", "[::1]9092", "[::1:9092", "[]:1"}) {
+    EXPECT_FALSE(split_host_port(bad, host, port)) << bad;
+  }
+}
+
 }  // namespace
 }  // namespace horizon

@@ -530,14 +530,35 @@ Result<CertificateValidity> certificate_validity(std::string_view cert_pem) {
   return CertificateValidity{*nb, *na};
 }
 
+namespace {
+
+Result<std::string> fingerprint_sha256(X509* cert) {
+  unsigned char digest[EVP_MAX_MD_SIZE] = {};
+  unsigned int size = 0;
+  if (X509_digest(cert, EVP_sha256(), digest, &size) != 1) return crypto_failure("X509_digest");
+  return horizon::hex(std::string_view(reinterpret_cast<const char*>(digest), size));
+}
+
+}  // namespace
+
 Result<std::string> certificate_fingerprint_sha256(std::string_view cert_pem) {
   ErrorQueueScope errors;
   auto cert = parse_certificate(cert_pem, "certificate");
   if (!cert) return cert.error();
-  unsigned char digest[EVP_MAX_MD_SIZE] = {};
-  unsigned int size = 0;
-  if (X509_digest(cert->get(), EVP_sha256(), digest, &size) != 1) return crypto_failure("X509_digest");
-  return horizon::hex(std::string_view(reinterpret_cast<const char*>(digest), size));
+  return fingerprint_sha256(cert->get());
+}
+
+Result<std::vector<std::string>> bundle_fingerprints_sha256(std::string_view pem) {
+  ErrorQueueScope errors;
+  auto certs = parse_certificates(pem, "certificate bundle");
+  if (!certs) return certs.error();
+  std::vector<std::string> out;
+  for (const auto& c : *certs) {
+    auto fp = fingerprint_sha256(c.get());
+    if (!fp) return fp.error();
+    out.push_back(std::move(*fp));
+  }
+  return out;
 }
 
 }  // namespace horizon::net

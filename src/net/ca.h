@@ -76,4 +76,8 @@ struct CertificateValidity {
 // colons. Errors: invalid_argument if the PEM does not parse.
 [[nodiscard]] Result<std::string> certificate_fingerprint_sha256(std::string_view cert_pem);
 
+// The same for every certificate of a PEM bundle, in order (at least one).
+// Errors: invalid_argument if the bundle does not parse (as a whole).
+[[nodiscard]] Result<std::vector<std::string>> bundle_fingerprints_sha256(std::string_view pem);
+
 }  // namespace horizon::net

@@ -2,6 +2,7 @@
 // the FakePusher under faults, the HTTP Endpoint, PusherProcess, and the
 // golden examples of docs/protocol/push.md.
 
+#include "core/golden_doc.h"
 #include "pushlib/pushlib.h"
 
 #include "core/cursor.h"
@@ -946,12 +947,7 @@ TEST(PusherProcess, ChildExitsWhenTheParentIsKilled) {
 
 // ---- docs/protocol/push.md ----
 
-std::string read_doc() {
-  std::ifstream in(std::string(HORIZON_SOURCE_DIR) + "/docs/protocol/push.md", std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+std::string read_doc() { return horizon::golden::read_source_file("docs/protocol/push.md"); }
 
 // The body of the fenced block after "<!-- golden:NAME -->" (empty if none).
 std::string golden(const std::string& doc, const std::string& name) {

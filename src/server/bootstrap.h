@@ -19,6 +19,7 @@
 // Files: docs/format/data-dir.md. Thread-safety: call from one thread.
 
 #include "core/errc.h"
+#include "server/discovery.h"
 #include "store/object_store.h"
 
 #include <chrono>
@@ -28,8 +29,6 @@
 #include <vector>
 
 namespace horizon::server {
-
-inline constexpr std::string_view kDiscoveryKey = "_horizon/discovery.json";
 
 struct WriterIdentity {
   std::string writer_id;
@@ -94,9 +93,9 @@ std::optional<std::string> ca_expiry_warning(std::string_view ca_pem, std::time_
 // a prepared successor, then the previous CA while it is valid at `now`.
 [[nodiscard]] Result<std::string> trusted_cas(const std::string& data_dir, std::time_t now);
 
-// Writes the discovery record: writer id, "host:port" of the API and the
-// pub/sub server, the trusted CA certificates (a PEM bundle) and the SHA-256
-// of the current CA's. Nothing secret.
+// Writes the discovery record (discovery.h): writer id, "host:port" of the
+// API and the pub/sub server (empty: off), the trusted CA certificates (a PEM
+// bundle) and the SHA-256 of the current CA's. Nothing secret.
 [[nodiscard]] Result<void> publish_discovery(store::ObjectStore& store, const WriterIdentity& identity,
                                              const std::string& api_address, const std::string& pubsub_address);
 

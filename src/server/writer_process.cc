@@ -66,26 +66,6 @@ Result<DescriptorPlan> plan_descriptors(std::uint64_t limit, const DescriptorPla
   return plan;
 }
 
-bool split_host_port(const std::string& text, std::string& host, std::uint16_t& port) {
-  std::string p;
-  if (!text.empty() && text.front() == '[') {
-    auto close = text.find(']');
-    if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':') return false;
-    host = text.substr(1, close - 1);
-    p = text.substr(close + 2);
-  } else {
-    auto colon = text.rfind(':');
-    if (colon == std::string::npos) return false;
-    host = text.substr(0, colon);
-    p = text.substr(colon + 1);
-  }
-  if (host.empty() || p.empty() || p.size() > 5 || p.find_first_not_of("0123456789") != std::string::npos) return false;
-  const unsigned long v = std::stoul(p);
-  if (v > 65535) return false;
-  port = static_cast<std::uint16_t>(v);
-  return true;
-}
-
 namespace {
 
 constexpr std::uint64_t kMinCheckpointBytes = 64 * 1024;

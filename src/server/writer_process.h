@@ -6,6 +6,7 @@
 // Thread-safety: run_writer is called once, from main.
 
 #include "core/errc.h"
+#include "core/text.h"
 
 #include <cstddef>
 #include <cstdint>
@@ -72,7 +73,7 @@ inline constexpr std::size_t kOtherDescriptors = 64;
 // minimum) if even the minimum does not fit.
 Result<DescriptorPlan> plan_descriptors(std::uint64_t limit, const DescriptorPlan& wanted);
 
-// Splits "host:port" or "[v6]:port"; the port must be 0..65535.
-bool split_host_port(const std::string& text, std::string& host, std::uint16_t& port);
+// "host:port" (core/text.h), for the flags.
+using ::horizon::split_host_port;
 
 }  // namespace horizon::server
