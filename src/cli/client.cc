@@ -1,6 +1,7 @@
 #include "cli/client.h"
 
 #include "server/bootstrap.h"
+#include "server/discovery.h"
 #include "server/writer_process.h"
 #include "core/wire.h"
 #include "store/http_internal.h"
@@ -9,6 +10,7 @@
 #include <boost/json.hpp>
 #include <curl/curl.h>
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include <cstdlib>
 #include <fstream>
@@ -58,21 +60,74 @@ Result<ClientConfig> resolve_client_config(const ClientFlags& flags) {
   if (c.token.empty()) return Error::make(errc::invalid_argument, "no HORIZON_TOKEN configured");
   auto store = store::open_store(c.store_url);
   if (!store) return store.error();
-  auto disc = (*store)->get(std::string(server::kDiscoveryKey));
+  std::shared_ptr<store::ObjectStore> shared(std::move(*store));
+  auto address = read_writer_address(*shared);
+  if (!address) return address.error();
+  c.api = address->api;
+  c.pubsub = address->pubsub;
+  c.ca_pem = address->ca_pem;
+  c.locator = std::make_shared<WriterLocator>(std::move(shared), std::move(*address));
+  return c;
+}
+
+Result<WriterAddress> read_writer_address(store::ObjectStore& store) {
+  auto disc = store.get(std::string(server::kDiscoveryKey));
   if (!disc) return disc.error();
   if (!*disc) {
     return Error::make(errc::not_ready, fmt::format("store {} has no Writer yet (no discovery record)",
-                                                    (*store)->describe()));
+                                                    store.describe()));
   }
-  boost::system::error_code ec;
-  auto v = json::parse(**disc, ec);
-  if (ec || !v.is_object() || !v.as_object().contains("api") || !v.as_object().contains("ca_pem")) {
-    return Error::make(errc::corruption, "the store's discovery record is damaged");
+  auto record = server::parse_discovery(**disc);
+  if (!record) {
+    return Error::make(errc::corruption, fmt::format("the store's {}: {}", record.error().message, store.describe()));
   }
-  c.api = "https://" + std::string(v.at("api").as_string());
-  c.ca_pem = std::string(v.at("ca_pem").as_string());
-  if (v.as_object().contains("pubsub") && v.at("pubsub").is_string()) c.pubsub = std::string(v.at("pubsub").as_string());
-  return c;
+  return WriterAddress{"https://" + record->api, record->pubsub, record->ca_pem};
+}
+
+WriterLocator::WriterLocator(std::shared_ptr<store::ObjectStore> store, WriterAddress first,
+                             std::chrono::milliseconds min_interval)
+    : store_(std::move(store)),
+      min_interval_(min_interval),
+      current_(std::move(first)),
+      last_read_(std::chrono::steady_clock::now()) {}
+
+WriterAddress WriterLocator::current() const {
+  std::lock_guard lock(mu_);
+  return current_;
+}
+
+std::uint64_t WriterLocator::reads() const {
+  std::lock_guard lock(mu_);
+  return reads_;
+}
+
+std::optional<WriterAddress> WriterLocator::moved_from(const WriterAddress& failed) {
+  std::lock_guard refresh(refresh_mu_);
+  {
+    std::lock_guard lock(mu_);
+    if (current_ != failed) return current_;  // another caller found the move already
+    if (std::chrono::steady_clock::now() - last_read_ < min_interval_) return std::nullopt;
+  }
+  auto read = read_writer_address(*store_);
+  std::lock_guard lock(mu_);
+  last_read_ = std::chrono::steady_clock::now();
+  ++reads_;
+  if (!read) {
+    if (read.error().message != last_problem_) {
+      last_problem_ = read.error().message;
+      spdlog::warn("the Writer at {} is unreachable and its discovery record cannot be read again: {}", failed.api,
+                   last_problem_);
+    }
+    return std::nullopt;
+  }
+  last_problem_.clear();
+  if (*read == current_) return std::nullopt;
+  spdlog::info("the store's discovery record names the Writer anew: API {} (was {}), pub/sub {} (was {}), {}",
+               read->api, current_.api, read->pubsub.empty() ? "off" : read->pubsub,
+               current_.pubsub.empty() ? "off" : current_.pubsub,
+               read->ca_pem == current_.ca_pem ? "the same CAs" : "other CA certificates");
+  current_ = std::move(*read);
+  return current_;
 }
 
 Client::Client(ClientConfig config) : config_(std::move(config)), curl_(curl_easy_init()) {}
@@ -80,16 +135,29 @@ Client::Client(ClientConfig config) : config_(std::move(config)), curl_(curl_eas
 Client::~Client() { curl_easy_cleanup(static_cast<CURL*>(curl_)); }
 
 Result<HttpResult> Client::post(const std::string& path, const std::string& json_body) {
+  WriterAddress at = config_.locator ? config_.locator->current()
+                                     : WriterAddress{config_.api, config_.pubsub, config_.ca_pem};
+  bool unreached = false;
+  auto r = post_to(at, path, json_body, unreached);
+  if (r || !unreached || !config_.locator) return r;
+  auto moved = config_.locator->moved_from(at);
+  if (!moved) return r;
+  return post_to(*moved, path, json_body, unreached);
+}
+
+Result<HttpResult> Client::post_to(const WriterAddress& at, const std::string& path, const std::string& json_body,
+                                   bool& unreached) {
+  unreached = false;
   CURL* c = static_cast<CURL*>(curl_);
   if (c == nullptr) return Error::make(errc::internal, "libcurl failed to initialize");
   HttpResult out;
-  const std::string url = config_.api + path;
+  const std::string url = at.api + path;
   const std::string auth = "Authorization: Bearer " + config_.token;
   curl_slist* headers = nullptr;
   headers = curl_slist_append(headers, "Content-Type: application/json");
   headers = curl_slist_append(headers, auth.c_str());
   headers = curl_slist_append(headers, "Expect:");
-  curl_blob ca{const_cast<char*>(config_.ca_pem.data()), config_.ca_pem.size(), CURL_BLOB_COPY};
+  curl_blob ca{const_cast<char*>(at.ca_pem.data()), at.ca_pem.size(), CURL_BLOB_COPY};
   curl_easy_setopt(c, CURLOPT_URL, url.c_str());
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
   curl_easy_setopt(c, CURLOPT_POSTFIELDS, json_body.data());
@@ -107,7 +175,15 @@ Result<HttpResult> Client::post(const std::string& path, const std::string& json
   curl_easy_setopt(c, CURLOPT_ERRORBUFFER, nullptr);
   curl_slist_free_all(headers);
   if (rc != CURLE_OK) {
-    return Error::make(errc::not_ready, fmt::format("cannot reach the Writer at {}: {}", config_.api,
+    // Failures before the request was sent: no connection, or no verified
+    // TLS session; and no byte of the request issued (a timeout or a reused
+    // connection could otherwise hide one that was).
+    long issued = 0;
+    curl_easy_getinfo(c, CURLINFO_REQUEST_SIZE, &issued);
+    unreached = issued == 0 && (rc == CURLE_COULDNT_RESOLVE_HOST || rc == CURLE_COULDNT_CONNECT ||
+                                rc == CURLE_SSL_CONNECT_ERROR || rc == CURLE_PEER_FAILED_VERIFICATION ||
+                                rc == CURLE_SSL_CERTPROBLEM || rc == CURLE_OPERATION_TIMEDOUT);
+    return Error::make(errc::not_ready, fmt::format("cannot reach the Writer at {}: {}", at.api,
                                                     store::detail::curl_failure_text(rc, detail)));
   }
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out.status);

@@ -281,7 +281,7 @@ int main(int argc, char** argv) {
   auto* rotate = app.add_subcommand(
       "ca-rotate",
       "replace the Writer's internal CA, with the Writer stopped, in two steps: \"prepare\" makes a successor that "
-      "clients trust from then on; restart the Pushers and other long-running clients; \"finish\" makes the "
+      "clients trust from then on (running Pushers follow; replace copies of ca.pem); \"finish\" makes the "
       "successor sign (docs/format/data-dir.md)");
   rotate->add_option("STEP", rotate_step, "prepare | finish")->required()->check(CLI::IsMember({"prepare", "finish"}));
   rotate->add_option("--data", rotate_data, "the Writer's data directory (default: $HORIZON_DATA or "

@@ -133,9 +133,8 @@ int run_pusher(const ClientFlags& flags, const PusherCommand& cmd) {
   }
   auto cfg = resolve_client_config(flags);
   if (!cfg) return fail(cfg.error().message);
-  auto st = store::open_store(cfg->store_url);
-  if (!st) return fail(st.error().message);
-  std::shared_ptr<store::ObjectStore> store(std::move(*st));
+  // One store for chunks and the discovery record: stopping cancels both.
+  std::shared_ptr<store::ObjectStore> store = cfg->locator->store();
   std::shared_ptr<codec::MasterKey> key;
   if (!cfg->key.empty()) {
     auto k = codec::MasterKey::parse_hex(cfg->key);
@@ -167,6 +166,15 @@ int run_pusher(const ClientFlags& flags, const PusherCommand& cmd) {
     co.port = port;
     co.ca_pem = config.ca_pem;
     co.token = config.token;
+    // The Writer's pub/sub server wherever the discovery record names it now
+    // (the locator reads it again when a request finds the Writer gone).
+    co.retarget = [locator = config.locator]() -> std::optional<pubsub::Target> {
+      const WriterAddress now = locator->current();
+      pubsub::Target t;
+      if (!server::split_host_port(now.pubsub, t.host, t.port)) return std::nullopt;
+      t.ca_pem = now.ca_pem;
+      return t;
+    };
     pubsub::ClientCallbacks cb;
     cb.on_notify = [&pusher_ptr](std::string, std::string message) {
       auto c = Cursor::parse(message);

@@ -62,9 +62,14 @@ void log_exception(std::string_view what, std::exception_ptr e) {
 
 // One connection attempt and, if it succeeds, the connection.
 struct Connection {
-  Connection(asio::io_context& io, ssl::context& tls)
-      : stream(io, tls), resolver(io), wake(io, asio::steady_timer::time_point::max()), deadline(io) {}
+  Connection(asio::io_context& io, std::shared_ptr<ssl::context> context)
+      : tls(std::move(context)),
+        stream(io, *tls),
+        resolver(io),
+        wake(io, asio::steady_timer::time_point::max()),
+        deadline(io) {}
 
+  std::shared_ptr<ssl::context> tls;  // the CA of the target it was made for; outlives the stream
   ssl::stream<tcp::socket> stream;
   tcp::resolver resolver;
   asio::steady_timer wake;      // the writer waits on it; cancel() wakes it
@@ -127,14 +132,15 @@ struct ClientCore {
   std::mt19937_64 rng{std::random_device{}()};
   std::set<std::string> logged_reasons;
 
+  std::shared_ptr<ssl::context> tls;  // trusts options.ca_pem; replaced by retarget()
+
   // Declared last: destroyed first (pending handlers reference the above).
-  ssl::context tls{ssl::context::tls_client};
   asio::io_context io{1};
   asio::steady_timer backoff_timer{io};
   asio::steady_timer close_timer{io};
   std::thread thread;
 
-  Result<void> setup_tls();
+  void retarget();
   void wake_writer() {
     asio::post(io, [this] {
       if (current) current->wake.cancel();
@@ -312,22 +318,49 @@ asio::awaitable<void> run(ClientCore* self) {
     if (period > self->max_backoff_ms.load()) self->max_backoff_ms = period;
     self->backoff_timer.expires_at(at);
     co_await self->backoff_timer.async_wait(kTuple);  // close() cancels it
+    if (!self->closing && o.retarget) self->retarget();
   }
+}
+
+// A client context that trusts `ca_pem` alone (TLS >= 1.2, peer verified).
+Result<std::shared_ptr<ssl::context>> make_tls(const std::string& ca_pem) {
+  auto tls = std::make_shared<ssl::context>(ssl::context::tls_client);
+  boost::system::error_code ec;
+  tls->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
+                       ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1,
+                   ec);
+  SSL_CTX_set_min_proto_version(tls->native_handle(), TLS1_2_VERSION);
+  tls->set_verify_mode(ssl::verify_peer | ssl::verify_fail_if_no_peer_cert, ec);
+  tls->add_certificate_authority(asio::buffer(ca_pem), ec);
+  if (ec) {
+    return Error::make(errc::invalid_argument, "pubsub client: the CA is not a valid PEM certificate: " + ec.message());
+  }
+  return tls;
 }
 
 }  // namespace
 
-Result<void> ClientCore::setup_tls() {
-  boost::system::error_code ec;
-  tls.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
-                      ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1,
-                  ec);
-  SSL_CTX_set_min_proto_version(tls.native_handle(), TLS1_2_VERSION);
-  tls.set_verify_mode(ssl::verify_peer | ssl::verify_fail_if_no_peer_cert, ec);
-  tls.add_certificate_authority(asio::buffer(options.ca_pem), ec);
-  if (ec)
-    return Error::make(errc::invalid_argument, "pubsub client: the CA is not a valid PEM certificate: " + ec.message());
-  return {};
+void ClientCore::retarget() {
+  auto t = options.retarget();
+  if (!t || (t->host == options.host && t->port == options.port && t->ca_pem == options.ca_pem)) return;
+  if (t->host.empty() || t->port == 0) {
+    spdlog::warn("pubsub client: ignoring a new target without host or port; staying with {}:{}", options.host,
+                 options.port);
+    return;
+  }
+  auto context = make_tls(t->ca_pem);
+  if (!context) {
+    spdlog::warn("pubsub client: ignoring the new target {}:{}: {}", t->host, t->port, context.error().message);
+    return;
+  }
+  spdlog::info("pubsub client: connecting to {}:{} from now on (was {}:{}{})", t->host, t->port, options.host,
+               options.port, t->ca_pem == options.ca_pem ? "" : "; other CA certificates");
+  options.host = std::move(t->host);
+  options.port = t->port;
+  options.ca_pem = std::move(t->ca_pem);
+  tls = std::move(*context);
+  backoff.reset(Clock::now());
+  logged_reasons.clear();
 }
 
 void ClientCore::begin_close() {
@@ -363,7 +396,9 @@ Result<std::unique_ptr<Client>> Client::start(ClientOptions options, ClientCallb
     return Error::make(errc::invalid_argument, "pubsub client: backoff and timeout values must be positive");
   }
   auto impl = std::make_unique<Impl>(std::move(options), std::move(callbacks));
-  if (auto r = impl->setup_tls(); !r) return r.error();
+  auto tls = make_tls(impl->options.ca_pem);
+  if (!tls) return tls.error();
+  impl->tls = std::move(*tls);
   Impl* p = impl.get();
   asio::co_spawn(p->io, run(p), [p](std::exception_ptr e) {
     log_exception("the connection loop", e);

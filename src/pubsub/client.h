@@ -17,20 +17,35 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
 namespace horizon::pubsub {
 
+// Where to connect: the server and the CA certificates its certificate must
+// chain to.
+struct Target {
+  std::string host;
+  std::uint16_t port = 0;
+  std::string ca_pem;
+};
+
 struct ClientOptions {
   std::string host;  // DNS name or IP address; the certificate must match it
   std::uint16_t port = 0;
-  std::string ca_pem;  // the only trusted CA (the Writer's internal CA)
+  std::string ca_pem;  // the trusted CAs (the Writer's internal CA; a PEM bundle during a CA rotation)
   std::string token;   // never logged
   std::chrono::milliseconds backoff_initial{100};
   std::chrono::milliseconds backoff_max{10'000};
   // Budget for resolve + TCP connect + TLS handshake of one attempt.
   std::chrono::milliseconds connect_timeout{10'000};
+  // Optional: asked on the I/O thread before each reconnect (after the
+  // backoff period of a failed attempt or lost connection) where to connect
+  // now; nullopt or the same target keeps the current one. A Writer that
+  // restarted on another port or after a CA rotation is followed this way
+  // (the Pusher answers from its WriterLocator). Must not block.
+  std::function<std::optional<Target>()> retarget;
 };
 
 struct ClientCallbacks {

@@ -4,6 +4,7 @@
 // by pubsub::Client. RELIABILITY.md rows C1 (reconnect with backoff) and C2
 // (malformed input closes the connection, the server keeps serving).
 
+#include "core/golden_doc.h"
 #include "core/text.h"
 #include "metrics/metrics.h"
 #include "net/ca.h"
@@ -21,6 +22,7 @@
 #include <openssl/ssl.h>
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -918,12 +920,7 @@ TEST_F(ServerTest, ClientStoppedOnHundredTopicsCostsAtMostHundredPending) {
 
 // ---------------------------------------------------- the documented example
 
-std::string read_readme() {
-  std::ifstream in(std::string(HORIZON_SOURCE_DIR) + "/docs/protocol/pubsub.md", std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+std::string read_readme() { return golden::read_source_file("docs/protocol/pubsub.md"); }
 
 std::string golden_block(const std::string& doc, const std::string& name) {
   const auto marker = doc.find("<!-- golden:" + name + " -->");
@@ -1193,6 +1190,66 @@ TEST(ClientReconnect, C1_ResubscribesAfterServerRestartOnTheSamePort) {
   server->publish("sub:/_sub/r", "after");
   EXPECT_TRUE(rec.wait_note("sub:/_sub/r", "after"));
   EXPECT_GE(client->stats().connects, 2u);
+}
+
+TEST(ClientReconnect, RetargetMovesTheClientToAnotherServerAndCa) {
+  // Server A (the test CA); later server B on another port with a
+  // certificate of another CA, as after a Writer restart and a CA rotation.
+  auto a = start_server(server_options());
+  ASSERT_NE(a, nullptr);
+  const auto other_server = net::issue_server_cert(pki().other_ca, "pubsub", {"127.0.0.1"}).value();
+  std::mutex mu;
+  std::optional<Target> next;  // what retarget answers; guarded by mu
+  std::atomic<int> asked{0};
+  Recorder rec;
+  auto o = client_options(a->port());
+  o.retarget = [&]() -> std::optional<Target> {
+    ++asked;
+    std::lock_guard lock(mu);
+    return next;
+  };
+  auto client = start_client(o, rec);
+  ASSERT_TRUE(client->subscribe("sub:/_sub/m"));
+  ASSERT_TRUE(eventually([&] { return a->stats().subscriptions == 1; }));
+  EXPECT_EQ(asked.load(), 0) << "asked only before a reconnect";
+
+  a->stop();
+  a.reset();
+  ASSERT_TRUE(rec.wait_states(false, 2));  // the lost connection, then a failed attempt
+  EXPECT_GT(asked.load(), 0);
+
+  auto bo = server_options();
+  bo.cert_pem = other_server.cert_pem;
+  bo.key_pem = other_server.key_pem;
+  auto b = start_server(bo);
+  ASSERT_NE(b, nullptr);
+  {
+    std::lock_guard lock(mu);
+    next = Target{"127.0.0.1", b->port(), pki().other_ca.cert_pem + pki().ca.cert_pem};
+  }
+  ASSERT_TRUE(rec.wait_states(true, 2));
+  ASSERT_TRUE(eventually([&] { return b->stats().subscriptions == 1; })) << "the SUB is re-sent to the new server";
+  b->publish("sub:/_sub/m", "moved");
+  EXPECT_TRUE(rec.wait_note("sub:/_sub/m", "moved"));
+}
+
+TEST(ClientReconnect, ABadTargetIsIgnored) {
+  auto server = start_server(server_options());
+  ASSERT_NE(server, nullptr);
+  const std::uint16_t port = server->port();
+  Recorder rec;
+  auto o = client_options(port);
+  o.retarget = []() -> std::optional<Target> { return Target{"127.0.0.1", 1, "not a certificate"}; };
+  auto client = start_client(o, rec);
+  ASSERT_TRUE(client->subscribe("t"));
+  ASSERT_TRUE(eventually([&] { return server->stats().subscriptions == 1; }));
+  server->stop();
+  server.reset();
+  ASSERT_TRUE(rec.wait_states(false, 3));
+  server = start_server(server_options(port));
+  ASSERT_NE(server, nullptr);
+  ASSERT_TRUE(rec.wait_states(true, 2)) << "still connecting to the old target";
+  EXPECT_TRUE(eventually([&] { return server->stats().subscriptions == 1; }));
 }
 
 TEST(ClientReconnect, C1_BackoffPeriodIsCappedAtBackoffMax) {

@@ -171,8 +171,8 @@ Result<std::string> prepare_ca_rotation(const std::string& data_dir, std::time_t
   auto trusted = publish_trusted_cas(data_dir, now);
   if (!trusted) return trusted.error();
   return fmt::format("{}. Clients trust it from the Writer's next start (the store's discovery record) and {}/ca.pem "
-                     "(now). Restart the Pushers and other long-running clients and replace copies of ca.pem, then "
-                     "run `horizon ca-rotate finish`.",
+                     "(now); running Pushers follow. Replace copies of ca.pem kept elsewhere, then run `horizon "
+                     "ca-rotate finish`.",
                      summary, data_dir);
 }
 
@@ -227,14 +227,14 @@ Result<void> publish_discovery(store::ObjectStore& store, const WriterIdentity& 
                                const std::string& pubsub_address) {
   auto fp = net::certificate_fingerprint_sha256(id.ca_pem);
   if (!fp) return fp.error();
-  json::object o;
-  o["writer_id"] = id.writer_id;
-  o["api"] = api_address;
-  o["pubsub"] = pubsub_address;
-  o["ca_pem"] = id.trusted_ca_pem.empty() ? id.ca_pem : id.trusted_ca_pem;
-  o["ca_sha256"] = *fp;
-  o["updated"] = Timestamp::now().to_string();
-  return store.put(std::string(kDiscoveryKey), json::serialize(o) + "\n");
+  DiscoveryRecord r;
+  r.writer_id = id.writer_id;
+  r.api = api_address;
+  r.pubsub = pubsub_address;
+  r.ca_pem = id.trusted_ca_pem.empty() ? id.ca_pem : id.trusted_ca_pem;
+  r.ca_sha256 = *fp;
+  r.updated = Timestamp::now().to_string();
+  return store.put(std::string(kDiscoveryKey), serialize_discovery(r));
 }
 
 std::vector<std::pair<std::string, std::string>> parse_env_file(std::string_view text) {

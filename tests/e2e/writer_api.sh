@@ -229,8 +229,9 @@ mkdir -p "$TMP/mitm/store/_horizon"  # the test's own files (the E5 check below 
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout /dev/null -subj /CN=other -days 2 \
   -out "$TMP/mitm/other-ca.pem" 2>/dev/null
 python3 -c "
-import json, sys
+import hashlib, json, ssl, sys
 d = json.load(open(sys.argv[1])); d['ca_pem'] = open(sys.argv[2]).read()
+d['ca_sha256'] = hashlib.sha256(ssl.PEM_cert_to_DER_cert(d['ca_pem'])).hexdigest()
 json.dump(d, open(sys.argv[3], 'w'))" "$DATA/store/_horizon/discovery.json" "$TMP/mitm/other-ca.pem" \
   "$TMP/mitm/store/_horizon/discovery.json"
 out=$(HORIZON_DATA="" STORE="file://$TMP/mitm/store" HORIZON_TOKEN=$TOKEN "$HORIZON" stream-append /cli x 2>&1); rc=$?
@@ -238,6 +239,13 @@ out=$(HORIZON_DATA="" STORE="file://$TMP/mitm/store" HORIZON_TOKEN=$TOKEN "$HORI
 check "cli certificate refusal is one line" 1 "$(printf '%s\n' "$out" | wc -l)"
 contains "cli says why the certificate was refused" "SSL certificate problem: unable to get local issuer certificate" "$out"
 not_contains "no token in the refusal" "$TOKEN" "$out"
+# A damaged discovery record: refused in one line naming the field
+# (docs/format/discovery.md), nothing sent anywhere.
+printf '{"writer_id":"0123456789abcdef","api":9092}\n' >"$TMP/mitm/store/_horizon/discovery.json"
+out=$(HORIZON_DATA="" STORE="file://$TMP/mitm/store" HORIZON_TOKEN=$TOKEN "$HORIZON" stream-append /cli x 2>&1); rc=$?
+[ $rc -ne 0 ] && pass || fail "cli accepted a damaged discovery record"
+check "damaged discovery refusal is one line" 1 "$(printf '%s\n' "$out" | wc -l)"
+contains "cli names the damaged field" 'discovery record: "api" is not a string' "$out"
 for sub in writer stream-create stream-append stream-appendfromfile stream-liveread stream-subscribe ca-rotate; do
   "$HORIZON" "$sub" --help >/dev/null 2>&1 && pass || fail "$sub --help"
 done
