@@ -73,6 +73,14 @@ class Forwarder {
   std::vector<std::thread> threads_;
 };
 
+// Where the pub/sub client connects for `w`; nullopt when pub/sub is off.
+std::optional<pubsub::Target> pubsub_target(const WriterAddress& w) {
+  pubsub::Target t;
+  if (w.pubsub.empty() || !server::split_host_port(w.pubsub, t.host, t.port)) return std::nullopt;
+  t.ca_pem = w.ca_pem;
+  return t;
+}
+
 }  // namespace
 
 int run_pusher(const ClientFlags& flags, const PusherCommand& cmd) {
@@ -158,23 +166,15 @@ int run_pusher(const ClientFlags& flags, const PusherCommand& cmd) {
   // Pub/sub: instant wake-ups (hints only; the periodic path is the fallback).
   std::unique_ptr<pubsub::Client> notifications;
   pusher::Pusher* pusher_ptr = nullptr;
-  std::string host;
-  std::uint16_t port = 0;
-  if (!config.pubsub.empty() && server::split_host_port(config.pubsub, host, port)) {
+  if (auto first = pubsub_target(WriterAddress{config.api, config.pubsub, config.ca_pem})) {
     pubsub::ClientOptions co;
-    co.host = host;
-    co.port = port;
-    co.ca_pem = config.ca_pem;
+    co.host = std::move(first->host);
+    co.port = first->port;
+    co.ca_pem = std::move(first->ca_pem);
     co.token = config.token;
     // The Writer's pub/sub server wherever the discovery record names it now
     // (the locator reads it again when a request finds the Writer gone).
-    co.retarget = [locator = config.locator]() -> std::optional<pubsub::Target> {
-      const WriterAddress now = locator->current();
-      pubsub::Target t;
-      if (!server::split_host_port(now.pubsub, t.host, t.port)) return std::nullopt;
-      t.ca_pem = now.ca_pem;
-      return t;
-    };
+    co.retarget = [locator = config.locator] { return pubsub_target(locator->current()); };
     pubsub::ClientCallbacks cb;
     cb.on_notify = [&pusher_ptr](std::string, std::string message) {
       auto c = Cursor::parse(message);
