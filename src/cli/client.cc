@@ -12,7 +12,10 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -30,6 +33,33 @@ std::string env(const char* name) {
 std::size_t collect(char* data, std::size_t size, std::size_t n, void* out) {
   static_cast<std::string*>(out)->append(data, size * n);
   return size * n;
+}
+
+// A request body handed to libcurl piece by piece, so that it can never be
+// sent twice. libcurl sends a request again by itself when a reused
+// connection closes before any byte of the answer (it takes the close for
+// an idle keep-alive connection the server dropped), also after the whole
+// request went out, when the Writer may have applied it: an append would
+// then be applied twice without the caller knowing. Resending needs the
+// body rewound (the seek callback); once any of it was taken, that is
+// refused, and the request fails (CURLE_SEND_FAIL_REWIND) for the caller
+// to decide.
+struct Upload {
+  const std::string& body;
+  std::size_t taken = 0;
+};
+
+std::size_t read_body(char* buffer, std::size_t size, std::size_t n, void* data) {
+  auto* u = static_cast<Upload*>(data);
+  const std::size_t len = std::min(size * n, u->body.size() - u->taken);
+  std::memcpy(buffer, u->body.data() + u->taken, len);
+  u->taken += len;
+  return len;
+}
+
+int rewind_body(void* data, curl_off_t offset, int origin) {
+  const auto* u = static_cast<Upload*>(data);
+  return u->taken == 0 && offset == 0 && origin == SEEK_SET ? CURL_SEEKFUNC_OK : CURL_SEEKFUNC_CANTSEEK;
 }
 
 }  // namespace
@@ -160,8 +190,17 @@ Result<HttpResult> Client::post_to(const WriterAddress& at, const std::string& p
   curl_blob ca{const_cast<char*>(at.ca_pem.data()), at.ca_pem.size(), CURL_BLOB_COPY};
   curl_easy_setopt(c, CURLOPT_URL, url.c_str());
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-  curl_easy_setopt(c, CURLOPT_POSTFIELDS, json_body.data());
+  Upload upload{json_body};
+  curl_easy_setopt(c, CURLOPT_POST, 1L);
+  curl_easy_setopt(c, CURLOPT_READFUNCTION, read_body);
+  curl_easy_setopt(c, CURLOPT_READDATA, &upload);
+  curl_easy_setopt(c, CURLOPT_SEEKFUNCTION, rewind_body);
+  curl_easy_setopt(c, CURLOPT_SEEKDATA, &upload);
   curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(json_body.size()));
+  // A connection idle for 5 s is not reused: the Writer closes idle ones
+  // after 10 s, and one closing just as a request goes out would fail it
+  // (it cannot be resent, see Upload).
+  curl_easy_setopt(c, CURLOPT_MAXAGE_CONN, 5L);
   curl_easy_setopt(c, CURLOPT_CAINFO_BLOB, &ca);
   curl_easy_setopt(c, CURLOPT_SSLVERSION, CURL_SSLVERSION_TLSv1_2);
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
@@ -183,6 +222,11 @@ Result<HttpResult> Client::post_to(const WriterAddress& at, const std::string& p
     unreached = issued == 0 && (rc == CURLE_COULDNT_RESOLVE_HOST || rc == CURLE_COULDNT_CONNECT ||
                                 rc == CURLE_SSL_CONNECT_ERROR || rc == CURLE_PEER_FAILED_VERIFICATION ||
                                 rc == CURLE_SSL_CERTPROBLEM || rc == CURLE_OPERATION_TIMEDOUT);
+    if (rc == CURLE_SEND_FAIL_REWIND) {
+      return Error::make(errc::not_ready, fmt::format("the connection to the Writer at {} closed before it answered "
+                                                      "(the request may have been applied)",
+                                                      at.api));
+    }
     return Error::make(errc::not_ready, fmt::format("cannot reach the Writer at {}: {}", at.api,
                                                     store::detail::curl_failure_text(rc, detail)));
   }

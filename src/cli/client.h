@@ -102,7 +102,8 @@ class Client {
   // connection, or a certificate that does not verify: the request was not
   // sent) and the locator finds it elsewhere, the request goes there. A
   // request cut after it was sent is never repeated (an append could be
-  // applied twice): that failure is the caller's.
+  // applied twice), not even by libcurl's own resend on a reused
+  // connection: that failure is the caller's.
   [[nodiscard]] Result<HttpResult> post(const std::string& path, const std::string& json_body);
   const ClientConfig& config() const { return config_; }
 

@@ -11,8 +11,16 @@
 #include "store/object_store.h"
 
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
+#include <thread>
 #include <filesystem>
 #include <string>
 
@@ -209,6 +217,120 @@ TEST_F(ClientDiscovery, ARequestFollowsACaRotation) {
   auto r = client.post("/writer/x", "{}");
   ASSERT_TRUE(r) << r.error().message;
   EXPECT_EQ(r->body, "rotated");
+}
+
+// A TLS server that speaks just enough HTTP/1.1 by hand: it answers every
+// request on a keep-alive connection, except request number `cut`, which
+// it reads whole and then closes the connection without answering (what a
+// client sees of a Writer killed just after it applied an append).
+class CuttingServer {
+ public:
+  CuttingServer(const Pki& pki, int cut) : cut_(cut) {
+    ctx_ = SSL_CTX_new(TLS_server_method());
+    BIO* cert = BIO_new_mem_buf(pki.server.cert_pem.data(), static_cast<int>(pki.server.cert_pem.size()));
+    BIO* key = BIO_new_mem_buf(pki.server.key_pem.data(), static_cast<int>(pki.server.key_pem.size()));
+    X509* x = PEM_read_bio_X509(cert, nullptr, nullptr, nullptr);
+    EVP_PKEY* k = PEM_read_bio_PrivateKey(key, nullptr, nullptr, nullptr);
+    EXPECT_EQ(SSL_CTX_use_certificate(ctx_, x), 1);
+    EXPECT_EQ(SSL_CTX_use_PrivateKey(ctx_, k), 1);
+    X509_free(x);
+    EVP_PKEY_free(k);
+    BIO_free(cert);
+    BIO_free(key);
+    listen_fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    EXPECT_EQ(::listen(listen_fd_, 8), 0);
+    socklen_t len = sizeof a;
+    ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    thread_ = std::thread([this] { run(); });
+  }
+  ~CuttingServer() {
+    ::shutdown(listen_fd_, SHUT_RDWR);
+    thread_.join();
+    ::close(listen_fd_);
+    SSL_CTX_free(ctx_);
+  }
+  std::uint16_t port() const { return port_; }
+  int requests() const { return requests_.load(); }
+
+ private:
+  void run() {
+    for (;;) {
+      const int fd = ::accept(listen_fd_, nullptr, nullptr);
+      if (fd < 0) return;
+      SSL* ssl = SSL_new(ctx_);
+      SSL_set_fd(ssl, fd);
+      if (SSL_accept(ssl) == 1) serve(ssl);
+      SSL_free(ssl);
+      ::close(fd);
+    }
+  }
+  static bool read_more(SSL* ssl, std::string& buf) {
+    char chunk[16384];
+    const int n = SSL_read(ssl, chunk, sizeof chunk);
+    if (n <= 0) return false;
+    buf.append(chunk, static_cast<std::size_t>(n));
+    return true;
+  }
+  void serve(SSL* ssl) {
+    std::string buf;
+    for (;;) {
+      std::size_t head;
+      while ((head = buf.find("\r\n\r\n")) == std::string::npos) {
+        if (!read_more(ssl, buf)) return;
+      }
+      std::string lower = buf.substr(0, head);
+      for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      const auto cl = lower.find("content-length:");
+      const std::size_t body = cl == std::string::npos ? 0 : std::stoul(lower.substr(cl + 15));
+      while (buf.size() < head + 4 + body) {
+        if (!read_more(ssl, buf)) return;
+      }
+      buf.erase(0, head + 4 + body);
+      if (++requests_ == cut_) return;  // read whole, never answered
+      const std::string answer = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}";
+      SSL_write(ssl, answer.data(), static_cast<int>(answer.size()));
+    }
+  }
+
+  const int cut_;
+  SSL_CTX* ctx_ = nullptr;
+  int listen_fd_ = -1;
+  std::uint16_t port_ = 0;
+  std::atomic<int> requests_{0};
+  std::thread thread_;
+};
+
+// libcurl resends a request by itself when a reused connection closes
+// before the answer; for an append the Writer may have applied, that would
+// apply it twice. The client must fail it instead, once.
+TEST(ClientResend, ARequestCutAfterItWasSentIsNotSentAgain) {
+  const Pki pki = make_pki("CA cut");
+  CuttingServer server(pki, 2);
+  ClientConfig cfg;
+  cfg.api = "https://" + at(server.port());
+  cfg.ca_pem = pki.ca.cert_pem;
+  cfg.token = "t";
+  Client client(cfg);
+  auto first = client.post("/writer/append", R"({"Stream":"/a","Lines":["x"]})");
+  ASSERT_TRUE(first) << first.error().message;
+  EXPECT_EQ(first->status, 200);
+  auto second = client.post("/writer/append", R"({"Stream":"/a","Lines":["y"]})");  // on the reused connection
+  EXPECT_FALSE(second) << "sent again, HTTP " << (second ? second->status : 0);
+  if (!second) {
+    EXPECT_NE(second.error().message.find("closed before it answered (the request may have been applied)"),
+              std::string::npos)
+        << second.error().message;
+  }
+  EXPECT_EQ(server.requests(), 2);
+  auto third = client.post("/writer/append", R"({"Stream":"/a","Lines":["z"]})");
+  ASSERT_TRUE(third) << third.error().message;
+  EXPECT_EQ(third->status, 200);
+  EXPECT_EQ(server.requests(), 3);
 }
 
 }  // namespace
