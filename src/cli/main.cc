@@ -4,6 +4,7 @@
 // later issues say that they are not built yet and exit with status 2.
 
 #include "cli/client.h"
+#include "cli/import.h"
 #include "cli/pusher_cmd.h"
 #include "core/cursor.h"
 #include "core/raw_line.h"
@@ -71,55 +72,12 @@ std::string offset_of(const std::string& body) {
   return r ? r->offset.to_string() : std::string("?");
 }
 
-int append_from_file(const std::string& command, cli::Client& client, const StreamName& stream,
-                     const std::string& file, std::size_t batch_lines) {
-  std::ifstream in_file;
-  std::istream* in = &std::cin;
-  if (file != "-") {
-    in_file.open(file, std::ios::binary);
-    if (!in_file) die(command, fmt::format("cannot open {}", file));
-    in = &in_file;
-  }
-  const bool tty = ::isatty(STDERR_FILENO) != 0;
-  const auto start = std::chrono::steady_clock::now();
-  std::vector<std::string> batch;
-  std::size_t total = 0, line_no = 0;
-  std::string last_offset = "(nothing appended)";
-  auto flush = [&] {
-    if (batch.empty()) return;
-    wire::AppendRequest req{stream, std::move(batch), std::nullopt};
-    last_offset = offset_of(call(command, client, "/writer/append", wire::to_json(req)));
-    total += req.lines.size();
-    batch.clear();
-    if (tty) {
-      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      std::fprintf(stderr, "\r%zu lines appended, %.0f lines/s", total, s > 0 ? static_cast<double>(total) / s : 0.0);
-    }
-  };
-  std::string line;
-  while (std::getline(*in, line)) {
-    ++line_no;
-    if (!line.empty() && line.back() == '\r') line.pop_back();  // CRLF files
-    if (auto ok = validate_line_content(line, line_no); !ok) {
-      flush();
-      die(command, fmt::format("{}: {} ({} lines before it were appended)", file, ok.error().message, total));
-    }
-    batch.push_back(line);
-    if (batch.size() == batch_lines) flush();
-  }
-  flush();
-  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  if (tty) std::fprintf(stderr, "\n");
-  std::printf("appended %zu lines to %s in %.2f s (%.0f lines/s); end %s\n", total, stream.str().c_str(), s,
-              s > 0 ? static_cast<double>(total) / s : 0.0, last_offset.c_str());
-  return 0;
-}
-
 // A Reader over the Writer's liveread and the store, as the CLI configures it.
+// Movable: the Reader points at the others, each on the heap.
 struct ReaderSetup {
   std::unique_ptr<cli::Client> client;
   std::unique_ptr<store::ObjectStore> store;
-  std::optional<codec::MasterKey> key;
+  std::unique_ptr<codec::MasterKey> key;
   std::unique_ptr<reader::Reader> reader;
 };
 
@@ -133,17 +91,119 @@ ReaderSetup make_reader(const std::string& command, const cli::ClientFlags& flag
   if (!cfg->key.empty()) {
     auto key = codec::MasterKey::parse_hex(cfg->key);
     if (!key) die(command, "HORIZON_KEY: " + key.error().message);
-    r.key.emplace(std::move(*key));
+    r.key = std::make_unique<codec::MasterKey>(std::move(*key));
   }
   r.client = std::make_unique<cli::Client>(std::move(*cfg));
   cli::Client* client = r.client.get();
   reader::ReaderOptions o;
   o.store = r.store.get();
-  o.key = r.key ? &*r.key : nullptr;
+  o.key = r.key.get();
   o.cache_dir = cli::reader_cache_dir();
   o.live = [client](const Cursor& from, std::size_t n) { return cli::live_read(*client, from, n); };
   r.reader = std::make_unique<reader::Reader>(std::move(o));
   return r;
+}
+
+struct ImportFlags {
+  std::size_t batch_lines = 1000;
+  double retry_for = 60;
+  std::string after;  // --after CURSOR
+  std::uint64_t skip = 0;
+};
+
+// The import's view of the Writer: appends through the CLI's client; reads
+// back (only after a lost answer) through a Reader made when first needed.
+class WriterImportTarget final : public cli::ImportTarget {
+ public:
+  WriterImportTarget(cli::Client& client, const cli::ClientFlags& flags) : client_(client), flags_(flags) {}
+  Result<cli::HttpResult> append(const std::string& body) override { return client_.post("/writer/append", body); }
+  Result<std::vector<reader::Line>> read(const Cursor& from, std::size_t n) override;
+  void sleep(std::chrono::milliseconds d) override { std::this_thread::sleep_for(d); }
+  std::chrono::steady_clock::time_point now() override { return std::chrono::steady_clock::now(); }
+
+ private:
+  cli::Client& client_;
+  const cli::ClientFlags& flags_;
+  std::optional<ReaderSetup> reader_;
+};
+
+// Imports FILE (or stdin) into `stream`, each line exactly once; on a
+// failure, says what is in the stream and how to go on exactly.
+int append_from_file(const std::string& command, cli::Client& client, const cli::ClientFlags& flags,
+                     const StreamName& stream, const std::string& file, const ImportFlags& f) {
+  std::ifstream in_file;
+  std::istream* in = &std::cin;
+  if (file != "-") {
+    in_file.open(file, std::ios::binary);
+    if (!in_file) die(command, fmt::format("cannot open {}", file));
+    in = &in_file;
+  }
+  cli::ImportOptions o;
+  o.batch_lines = f.batch_lines;
+  o.retry_for = std::chrono::milliseconds(static_cast<std::int64_t>(f.retry_for * 1000));
+  if (!f.after.empty()) {
+    auto c = Cursor::parse(f.after);
+    if (!c) die(command, "--after: " + c.error().message);
+    if (!(c->stream() == stream)) die(command, fmt::format("--after names {}, not {}", c->stream().str(), stream.str()));
+    o.after = *c;
+  }
+  const bool tty = ::isatty(STDERR_FILENO) != 0;
+  o.notice = [&command, tty](const std::string& s) {
+    std::fprintf(stderr, "%shorizon %s: %s\n", tty ? "\n" : "", command.c_str(), s.c_str());
+  };
+  WriterImportTarget target(client, flags);
+  cli::Importer importer(stream, target, std::move(o));
+
+  const auto start = std::chrono::steady_clock::now();
+  auto last_shown = start;
+  std::uint64_t line_no = 0;
+  // Ends the command after a failure: what is in the stream, and the
+  // command that goes on from there without appending anything twice.
+  auto stop = [&](const std::string& reason) {
+    if (tty) std::fprintf(stderr, "\n");
+    die(command, cli::describe_stopped_import(reason, importer.progress(), f.skip, stream, file));
+  };
+  std::string line;
+  while (std::getline(*in, line)) {
+    ++line_no;
+    if (line_no <= f.skip) continue;
+    if (!line.empty() && line.back() == '\r') line.pop_back();  // CRLF files
+    if (auto ok = validate_line_content(line, line_no); !ok) {
+      const std::string reason = fmt::format("{}: {}", file, ok.error().message);
+      if (auto done = importer.finish(); !done) stop(done.error().message);
+      stop(reason);
+    }
+    if (auto added = importer.add(std::move(line)); !added) stop(added.error().message);
+    line.clear();
+    if (tty && std::chrono::steady_clock::now() - last_shown > std::chrono::milliseconds(200)) {
+      last_shown = std::chrono::steady_clock::now();
+      const double s = std::chrono::duration<double>(last_shown - start).count();
+      const auto n = importer.progress().lines;
+      std::fprintf(stderr, "\r%llu lines appended, %.0f lines/s", static_cast<unsigned long long>(n),
+                   s > 0 ? static_cast<double>(n) / s : 0.0);
+    }
+  }
+  if (in->bad()) stop(fmt::format("reading {} failed", file));
+  if (line_no < f.skip) {
+    die(command, fmt::format("--skip {}: {} has only {} lines; nothing appended", f.skip, file, line_no));
+  }
+  if (auto done = importer.finish(); !done) stop(done.error().message);
+  const auto& p = importer.progress();
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (tty) std::fprintf(stderr, "\n");
+  std::string extra;
+  if (p.resent > 0 || p.read_backs > 0) {
+    extra = fmt::format(" ({} requests sent again after lost answers, {} read back)", p.resent, p.read_backs);
+  }
+  std::printf("appended %llu lines to %s in %.2f s (%.0f lines/s); end %s%s\n",
+              static_cast<unsigned long long>(p.lines), stream.str().c_str(), s,
+              s > 0 ? static_cast<double>(p.lines) / s : 0.0, p.end->to_string().c_str(), extra.c_str());
+  return 0;
+}
+
+Result<std::vector<reader::Line>> WriterImportTarget::read(const Cursor& from, std::size_t n) {
+  if (!reader_) reader_.emplace(make_reader("stream-appendfromfile", flags_));
+  return reader_->reader->read(from, n);
 }
 
 void print_line(const reader::Line& l, bool json) {
@@ -229,10 +289,21 @@ int main(int argc, char** argv) {
                                        "import a file (or - for stdin), one line per event, in batches");
   from_file->add_option("STREAM", stream_text)->required();
   from_file->add_option("FILE", file)->required();
-  std::size_t batch_lines = 1000;
-  from_file->add_option("--batch", batch_lines, "lines per append request (one durable commit each)")
-      ->check(CLI::Range(std::size_t{1}, std::size_t{100000}))
+  ImportFlags import_flags;
+  from_file->add_option("--batch", import_flags.batch_lines,
+                        "lines per append request (one durable commit each; fewer when they would make a body "
+                        "over 8 MiB)")
+      ->check(CLI::Range(std::size_t{1}, kMaxLinesPerAppend))
       ->capture_default_str();
+  from_file->add_option("--retry-for", import_flags.retry_for,
+                        "seconds to keep retrying while the Writer does not answer (a restart, a lost answer); "
+                        "every line is still appended once; 0: give up at once")
+      ->check(CLI::Range(0.0, 86400.0))
+      ->capture_default_str();
+  from_file->add_option("--skip", import_flags.skip,
+                        "skip the first N lines of FILE (to go on after a stopped import: its message says N)");
+  from_file->add_option("--after", import_flags.after,
+                        "the stream's end a stopped import reported; lines already there are not appended again");
   client_options(from_file);
   auto* subscribe = app.add_subcommand("stream-subscribe", "subscribe a subscription stream to a stream");
   subscribe->add_option("STREAM", stream_text)->required();
@@ -323,7 +394,7 @@ int main(int argc, char** argv) {
   if (from_file->parsed()) {
     const auto name = stream_arg("stream-appendfromfile", stream_text);
     auto client = connect("stream-appendfromfile", flags);
-    return append_from_file("stream-appendfromfile", client, name, file, batch_lines);
+    return append_from_file("stream-appendfromfile", client, flags, name, file, import_flags);
   }
   if (subscribe->parsed() || unsubscribe->parsed()) {
     const std::string cmd = subscribe->parsed() ? "stream-subscribe" : "stream-unsubscribe";

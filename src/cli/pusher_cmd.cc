@@ -216,8 +216,10 @@ int run_pusher(const ClientFlags& flags, const PusherCommand& cmd) {
         auto res = client.post(path, body);
         net::HttpResponse r;
         if (!res) {
+          // Also a request cut after it went out: its outcome is unknown,
+          // as for any 5xx (an append may have been applied; use After).
           r.status = 503;
-          r.body = fmt::format(R"({{"error":"not_ready","message":"the Writer is unreachable through the proxy"}})");
+          r.body = Error::make(errc::not_ready, "writer proxy: " + res.error().message).to_json_body();
         } else {
           r.status = static_cast<int>(res->status);
           r.body = std::move(res->body);
