@@ -160,6 +160,38 @@ std::optional<WriterAddress> WriterLocator::moved_from(const WriterAddress& fail
   return current_;
 }
 
+LocatorRefresher::LocatorRefresher(std::shared_ptr<WriterLocator> locator)
+    : locator_(std::move(locator)), thread_([this] { run(); }) {}
+
+LocatorRefresher::~LocatorRefresher() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_one();
+  thread_.join();
+}
+
+void LocatorRefresher::poke() {
+  {
+    std::lock_guard lock(mu_);
+    poked_ = true;
+  }
+  cv_.notify_one();
+}
+
+void LocatorRefresher::run() {
+  std::unique_lock lock(mu_);
+  for (;;) {
+    cv_.wait(lock, [this] { return poked_ || stop_; });
+    if (stop_) return;
+    poked_ = false;
+    lock.unlock();
+    (void)locator_->moved_from(locator_->current());  // logs a move
+    lock.lock();
+  }
+}
+
 Client::Client(ClientConfig config) : config_(std::move(config)), curl_(curl_easy_init()) {}
 
 Client::~Client() { curl_easy_cleanup(static_cast<CURL*>(curl_)); }

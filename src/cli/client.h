@@ -10,18 +10,21 @@
 // restarted on other ports or after a CA rotation is found without a restart
 // (WriterLocator).
 //
-// Thread-safety: a Client is used by one thread; a WriterLocator by any.
+// Thread-safety: a Client is used by one thread; a WriterLocator and a
+// LocatorRefresher by any.
 
 #include "core/cursor.h"
 #include "core/errc.h"
 #include "store/object_store.h"
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 
 namespace horizon::cli {
 
@@ -72,6 +75,28 @@ class WriterLocator {
   std::chrono::steady_clock::time_point last_read_;
   std::uint64_t reads_ = 0;
   std::string last_problem_;
+};
+
+// Reads the discovery record again on its own thread when poked: for
+// callers that learn the Writer is gone where they must not block on a
+// store read (a pub/sub client's connection callback). At most one read
+// per the locator's interval, however often it is poked.
+class LocatorRefresher {
+ public:
+  explicit LocatorRefresher(std::shared_ptr<WriterLocator> locator);
+  ~LocatorRefresher();  // stops and joins its thread
+  LocatorRefresher(const LocatorRefresher&) = delete;
+  LocatorRefresher& operator=(const LocatorRefresher&) = delete;
+  void poke();
+
+ private:
+  void run();
+  const std::shared_ptr<WriterLocator> locator_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool poked_ = false;
+  bool stop_ = false;
+  std::thread thread_;
 };
 
 struct ClientConfig {

@@ -146,6 +146,22 @@ TEST_F(ClientDiscovery, TheLocatorFindsTheWriterAnewAndSharesWhatItFound) {
   EXPECT_EQ(locator.reads(), 2u);
 }
 
+TEST_F(ClientDiscovery, ARefresherReadsTheRecordAgainWhenPoked) {
+  put(record("127.0.0.1:1000", a_.ca.cert_pem, a_.ca.cert_pem));
+  auto locator = std::make_shared<WriterLocator>(store_, read(), std::chrono::milliseconds(0));
+  LocatorRefresher refresher(locator);
+  put(record("127.0.0.1:2000", b_.ca.cert_pem, b_.ca.cert_pem, "127.0.0.1:2001"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(locator->current().api, "https://127.0.0.1:1000") << "read without a poke";
+  refresher.poke();
+  for (int i = 0; i < 500 && locator->current().api != "https://127.0.0.1:2000"; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(locator->current().api, "https://127.0.0.1:2000");
+  EXPECT_EQ(locator->current().pubsub, "127.0.0.1:2001");
+  EXPECT_EQ(locator->reads(), 1u);
+}
+
 TEST_F(ClientDiscovery, ADamagedOrMissingRecordKeepsTheLastGoodAddress) {
   put(record("127.0.0.1:1000", a_.ca.cert_pem, a_.ca.cert_pem));
   const WriterAddress first = read();

@@ -20,6 +20,8 @@
 #include <boost/json.hpp>
 #include <curl/curl.h>
 #include <fmt/format.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -228,6 +230,10 @@ void print_line(const reader::Line& l, bool json) {
 
 int main(int argc, char** argv) {
   curl_global_init(CURL_GLOBAL_DEFAULT);
+  // Logs go to stderr: stdout is a command's output (pubsub-subscribe's
+  // notifications, reader-read's lines). The writer and the pusher set
+  // their own loggers, also on stderr.
+  spdlog::set_default_logger(spdlog::stderr_color_mt("horizon"));
   CLI::App app{"Event Horizon: a log-based event store.\n"
                "Streams of lines, durable appends, unlimited storage in S3 or a directory,\n"
                "exactly-once push delivery to applications."};
@@ -448,23 +454,27 @@ int main(int argc, char** argv) {
   if (psub->parsed()) {
     auto cfg = cli::resolve_client_config(flags);
     if (!cfg) die("pubsub-subscribe", cfg.error().message);
-    std::string host;
-    std::uint16_t port = 0;
-    if (cfg->pubsub.empty() || !server::split_host_port(cfg->pubsub, host, port)) {
-      die("pubsub-subscribe", "the store's discovery record names no pub/sub address");
-    }
+    auto locator = cfg->locator;
+    auto first = cli::pubsub_target(locator->current());
+    if (!first) die("pubsub-subscribe", "the store's discovery record names no pub/sub address");
     pubsub::ClientOptions co;
-    co.host = host;
-    co.port = port;
-    co.ca_pem = cfg->ca_pem;
+    co.host = first->host;
+    co.port = first->port;
+    co.ca_pem = first->ca_pem;
     co.token = cfg->token;
+    // Follows the Writer: a lost connection has the discovery record read
+    // again (at most every 2 s, off the client's thread, which must not
+    // block); the client reconnects wherever the record named it last.
+    co.retarget = [locator] { return cli::pubsub_target(locator->current()); };
+    cli::LocatorRefresher refresher(locator);
     pubsub::ClientCallbacks cb;
     cb.on_notify = [](std::string t, std::string m) {
       std::printf("%s %s\n", t.c_str(), m.c_str());
       std::fflush(stdout);
     };
-    cb.on_state = [](bool connected) {
+    cb.on_state = [&refresher](bool connected) {
       std::fprintf(stderr, "horizon pubsub-subscribe: %s\n", connected ? "connected" : "disconnected, retrying");
+      if (!connected) refresher.poke();
     };
     auto client = pubsub::Client::start(co, cb);
     if (!client) die("pubsub-subscribe", client.error().message);

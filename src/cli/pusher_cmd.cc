@@ -73,15 +73,14 @@ class Forwarder {
   std::vector<std::thread> threads_;
 };
 
-// Where the pub/sub client connects for `w`; nullopt when pub/sub is off.
+}  // namespace
+
 std::optional<pubsub::Target> pubsub_target(const WriterAddress& w) {
   pubsub::Target t;
   if (w.pubsub.empty() || !server::split_host_port(w.pubsub, t.host, t.port)) return std::nullopt;
   t.ca_pem = w.ca_pem;
   return t;
 }
-
-}  // namespace
 
 int run_pusher(const ClientFlags& flags, const PusherCommand& cmd) {
   spdlog::set_default_logger(spdlog::stderr_color_mt("pusher"));
@@ -164,6 +163,9 @@ int run_pusher(const ClientFlags& flags, const PusherCommand& cmd) {
   };
 
   // Pub/sub: instant wake-ups (hints only; the periodic path is the fallback).
+  // A lost connection also has the discovery record read again: a Writer
+  // whose pub/sub address alone changed is found without a failed request.
+  LocatorRefresher refresher(config.locator);
   std::unique_ptr<pubsub::Client> notifications;
   pusher::Pusher* pusher_ptr = nullptr;
   if (auto first = pubsub_target(WriterAddress{config.api, config.pubsub, config.ca_pem})) {
@@ -173,12 +175,16 @@ int run_pusher(const ClientFlags& flags, const PusherCommand& cmd) {
     co.ca_pem = std::move(first->ca_pem);
     co.token = config.token;
     // The Writer's pub/sub server wherever the discovery record names it now
-    // (the locator reads it again when a request finds the Writer gone).
+    // (the locator reads it again when a request finds the Writer gone, or
+    // the refresher when this client loses its connection).
     co.retarget = [locator = config.locator] { return pubsub_target(locator->current()); };
     pubsub::ClientCallbacks cb;
     cb.on_notify = [&pusher_ptr](std::string, std::string message) {
       auto c = Cursor::parse(message);
       if (c && pusher_ptr != nullptr) pusher_ptr->wake(c->stream());
+    };
+    cb.on_state = [&refresher](bool connected) {
+      if (!connected) refresher.poke();
     };
     auto pc = pubsub::Client::start(co, cb);
     if (pc) notifications = std::move(*pc);

@@ -5,7 +5,9 @@
 // proxy (SPEC §8), and runs until SIGINT/SIGTERM (or stdin EOF).
 
 #include "cli/client.h"
+#include "pubsub/client.h"
 
+#include <optional>
 #include <string>
 
 namespace horizon::cli {
@@ -18,5 +20,9 @@ struct PusherCommand {
 
 // Returns the exit status.
 int run_pusher(const ClientFlags& flags, const PusherCommand& command);
+
+// The pub/sub server that `w` names, with its CAs; nullopt when pub/sub is
+// off (or the address does not parse).
+std::optional<pubsub::Target> pubsub_target(const WriterAddress& w);
 
 }  // namespace horizon::cli

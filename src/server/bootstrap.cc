@@ -171,8 +171,8 @@ Result<std::string> prepare_ca_rotation(const std::string& data_dir, std::time_t
   auto trusted = publish_trusted_cas(data_dir, now);
   if (!trusted) return trusted.error();
   return fmt::format("{}. Clients trust it from the Writer's next start (the store's discovery record) and {}/ca.pem "
-                     "(now); running Pushers follow. Replace copies of ca.pem kept elsewhere, then run `horizon "
-                     "ca-rotate finish`.",
+                     "(now); running Pushers and pubsub-subscribe follow. Replace copies of ca.pem kept elsewhere, "
+                     "then run `horizon ca-rotate finish`.",
                      summary, data_dir);
 }
 

@@ -4,7 +4,8 @@
 # a CA rotation, and the same Pusher process, never restarted, keeps
 # delivering every line exactly once and in order, forwards its writer
 # proxy's requests to the Writer's new address, and its pub/sub client
-# subscribes again at the new pub/sub address with the new CA.
+# subscribes again at the new pub/sub address with the new CA; so does a
+# `horizon pubsub-subscribe` started at the beginning.
 source "$(dirname "$0")/lib.sh"
 HERE=$(cd "$(dirname "$0")" && pwd)
 DATA=$TMP/data
@@ -19,7 +20,10 @@ APP=$!
 for _ in $(seq 1 50); do grep -q ready "$TMP/app.log" && break; sleep 0.1; done
 "$HORIZON" pusher --endpoint "http://127.0.0.1:$APP_PORT/push" --proxy "127.0.0.1:$PROXY_PORT" >"$TMP/pusher.log" 2>&1 &
 PUSHER=$!
-trap 'kill -9 $PUSHER $APP 2>/dev/null; stop_writer; rm -rf "$TMP"' EXIT
+# A CLI subscriber on the same topic follows the Writer too.
+"$HORIZON" pubsub-subscribe sub:/_sub/app >"$TMP/psub.out" 2>"$TMP/psub.err" &
+PSUB=$!
+trap 'kill -9 $PUSHER $APP $PSUB 2>/dev/null; stop_writer; rm -rf "$TMP"' EXIT
 
 EXPECTED=""
 # append_through_proxy LABEL: 5 lines through the Pusher's writer proxy
@@ -53,16 +57,17 @@ delivered() {
   done
   check "delivered exactly once, in order: $1" "$EXPECTED" "$got"
 }
-# subscribed WHAT: waits (up to 60 s) until the Writer has a pub/sub
-# subscription (the Pusher's client, reconnected to this Writer).
+# subscribed WHAT: waits (up to 60 s) until the Writer has two pub/sub
+# subscriptions (the Pusher's client and pubsub-subscribe, reconnected to
+# this Writer).
 subscribed() {
   local n=0
   for _ in $(seq 1 600); do
     n=$(metric horizon_pubsub_subscriptions)
-    [ "${n:-0}" -ge 1 ] 2>/dev/null && break
+    [ "${n:-0}" -ge 2 ] 2>/dev/null && break
     sleep 0.1
   done
-  check "the Pusher's pub/sub client subscribed at $1" 1 "$([ "${n:-0}" -ge 1 ] 2>/dev/null && echo 1 || echo 0)"
+  check "the Pusher's and pubsub-subscribe's clients subscribed at $1" 1 "$([ "${n:-0}" -ge 2 ] 2>/dev/null && echo 1 || echo 0)"
 }
 
 append_through_proxy start
@@ -79,6 +84,15 @@ delivered "after the Writer moved to $API"
 subscribed "the new address"
 contains "the Pusher logged the new address" "names the Writer anew: API https://$API" "$(cat "$TMP/pusher.log")"
 
+# 1b. Only the pub/sub server moves (the API keeps its port): no request
+# fails, and the lost pub/sub connections have the record read again.
+stop_writer
+API_LISTEN=$API PUBSUB_LISTEN=127.0.0.1:$(free_port) start_writer "$DATA" --activity-interval 0.5 ||
+  { fail "writer restart with another pub/sub port"; finish; exit 1; }
+append_through_proxy pubsub-moved
+delivered "after the pub/sub server alone moved"
+subscribed "the new pub/sub address (the same API address)"
+
 # 2. CA rotation, both steps, each with a restart (on other ports again).
 stop_writer
 "$HORIZON" ca-rotate prepare --data "$DATA" >/dev/null 2>&1 && pass || fail "ca-rotate prepare"
@@ -94,9 +108,14 @@ curl -s --cacert "$TMP/trusted-01" -o /dev/null "https://$API/health" && fail "t
 append_through_proxy finished
 delivered "after ca-rotate finish"
 subscribed "the rotated Writer"
-"$HORIZON" stream-append /orders tail >/dev/null 2>&1 && pass || fail "CLI append after the rotation"
+tail_end=$("$HORIZON" stream-append /orders tail 2>&1) && pass || fail "CLI append after the rotation: $tail_end"
 EXPECTED="$EXPECTED,tail"
 delivered "the last line, through pub/sub or the periodic path"
+for _ in $(seq 1 100); do grep -qF "sub:/_sub/app $tail_end" "$TMP/psub.out" && break; sleep 0.1; done
+contains "pubsub-subscribe, started before the moves, prints the last notification" "sub:/_sub/app $tail_end" "$(cat "$TMP/psub.out")"
+contains "pubsub-subscribe read the discovery record again" "names the Writer anew" "$(cat "$TMP/psub.err")"
+kill -0 "$PSUB" 2>/dev/null && pass || fail "pubsub-subscribe exited: $(cat "$TMP/psub.err")"
+kill "$PSUB" 2>/dev/null; wait "$PSUB" 2>/dev/null
 
 kill -0 "$PUSHER" 2>/dev/null && pass || fail "the Pusher exited"
 check "one Pusher process throughout" 1 "$(grep -c 'writer proxy on http://' "$TMP/pusher.log")"
