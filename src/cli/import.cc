@@ -59,23 +59,25 @@ std::string describe_stopped_import(const std::string& reason, const ImportProgr
 }
 
 Importer::Importer(StreamName stream, ImportTarget& target, ImportOptions options)
-    : stream_(std::move(stream)), target_(target), options_(std::move(options)) {
+    : stream_(std::move(stream)),
+      target_(target),
+      options_(std::move(options)),
+      max_lines_(std::clamp<std::size_t>(options_.batch_lines, 1, kMaxLinesPerAppend)),
+      // The body around the lines: {"Stream":..,"Lines":[..],"After":"<cursor>"},
+      // the cursor being the stream's name and two numbers.
+      envelope_(2 * json_string_size(stream_.str()) + 96) {
   resume_unsure_ = options_.after.has_value();
   progress_.end = options_.after;
 }
 
 Result<void> Importer::add(std::string line) {
-  // The body around the lines: {"Stream":..,"Lines":[..],"After":"<cursor>"},
-  // the cursor being the stream's name and two numbers.
-  const std::size_t envelope = 2 * json_string_size(stream_.str()) + 96;
   const std::size_t size = json_string_size(line) + 1;
-  const std::size_t max_lines = std::clamp<std::size_t>(options_.batch_lines, 1, kMaxLinesPerAppend);
-  if (!batch_.empty() && envelope + batch_size_ + size > options_.batch_bytes) {
+  if (!batch_.empty() && envelope_ + batch_size_ + size > options_.batch_bytes) {
     if (auto f = flush(); !f) return f;
   }
   batch_.push_back(std::move(line));
   batch_size_ += size;
-  if (batch_.size() >= max_lines) return flush();
+  if (batch_.size() >= max_lines_) return flush();
   return {};
 }
 

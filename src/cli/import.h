@@ -112,6 +112,8 @@ class Importer {
   const StreamName stream_;
   ImportTarget& target_;
   const ImportOptions options_;
+  const std::size_t max_lines_;  // batch_lines within 1..kMaxLinesPerAppend
+  const std::size_t envelope_;   // JSON bytes of a request besides its lines, at most
   ImportProgress progress_;
   std::vector<std::string> batch_;
   std::size_t batch_size_ = 0;  // JSON bytes of batch_

@@ -163,12 +163,14 @@ int run_pusher(const ClientFlags& flags, const PusherCommand& cmd) {
   };
 
   // Pub/sub: instant wake-ups (hints only; the periodic path is the fallback).
-  // A lost connection also has the discovery record read again: a Writer
-  // whose pub/sub address alone changed is found without a failed request.
-  LocatorRefresher refresher(config.locator);
+  // A lost connection also has the discovery record read again (refresher,
+  // only with pub/sub on): a Writer whose pub/sub address alone changed is
+  // found without a failed request.
+  std::unique_ptr<LocatorRefresher> refresher;
   std::unique_ptr<pubsub::Client> notifications;
   pusher::Pusher* pusher_ptr = nullptr;
   if (auto first = pubsub_target(WriterAddress{config.api, config.pubsub, config.ca_pem})) {
+    refresher = std::make_unique<LocatorRefresher>(config.locator);
     pubsub::ClientOptions co;
     co.host = std::move(first->host);
     co.port = first->port;
@@ -183,8 +185,8 @@ int run_pusher(const ClientFlags& flags, const PusherCommand& cmd) {
       auto c = Cursor::parse(message);
       if (c && pusher_ptr != nullptr) pusher_ptr->wake(c->stream());
     };
-    cb.on_state = [&refresher](bool connected) {
-      if (!connected) refresher.poke();
+    cb.on_state = [r = refresher.get()](bool connected) {
+      if (!connected) r->poke();
     };
     auto pc = pubsub::Client::start(co, cb);
     if (pc) notifications = std::move(*pc);
