@@ -114,15 +114,33 @@ std::string describe_ca(std::string_view pem) {
                      v ? utc_date(v->not_after) : std::string("?"));
 }
 
+// identity.json: the Writer's id and the store its data directory belongs to.
+struct IdentityFile {
+  std::string writer_id;
+  std::string store;
+};
+
+Result<IdentityFile> parse_identity(const fs::path& path, std::string_view text) {
+  boost::system::error_code ec;
+  auto v = json::parse(text, ec);
+  const json::object* o = ec ? nullptr : v.if_object();
+  const json::string* id = o != nullptr && o->contains("writer_id") ? o->at("writer_id").if_string() : nullptr;
+  const json::string* store = o != nullptr && o->contains("store") ? o->at("store").if_string() : nullptr;
+  if (id == nullptr || id->empty() || store == nullptr || store->empty()) {
+    return Error::make(errc::corruption,
+                       fmt::format("{} is damaged (expected a JSON object with the strings \"writer_id\" and "
+                                   "\"store\")",
+                                   path.string()));
+  }
+  return IdentityFile{std::string(*id), std::string(*store)};
+}
+
 Result<std::string> writer_id_of(const fs::path& dir) {
   auto text = must_read(dir / "identity.json");
   if (!text) return text.error();
-  boost::system::error_code ec;
-  auto v = json::parse(*text, ec);
-  if (ec || !v.is_object() || !v.as_object().contains("writer_id") || !v.at("writer_id").is_string()) {
-    return Error::make(errc::corruption, fmt::format("{} is damaged", (dir / "identity.json").string()));
-  }
-  return std::string(v.at("writer_id").as_string());
+  auto identity = parse_identity(dir / "identity.json", *text);
+  if (!identity) return identity.error();
+  return identity->writer_id;
 }
 
 }  // namespace
@@ -306,13 +324,10 @@ Result<WriterIdentity> bootstrap_or_load(const BootstrapConfig& c, store::Object
     id = WriterIdentity{*writer_id, *token, *key, ca->cert_pem, ca->cert_pem, server->cert_pem, server->key_pem,
                         true, {}};
   } else {
-    boost::system::error_code ec;
-    auto v = json::parse(**identity_text, ec);
-    if (ec || !v.is_object() || !v.as_object().contains("writer_id") || !v.as_object().contains("store")) {
-      return Error::make(errc::corruption, fmt::format("{} is damaged", (dir / "identity.json").string()));
-    }
-    id.writer_id = std::string(v.at("writer_id").as_string());
-    const std::string bound_store(v.at("store").as_string());
+    auto identity = parse_identity(dir / "identity.json", **identity_text);
+    if (!identity) return identity.error();
+    id.writer_id = identity->writer_id;
+    const std::string& bound_store = identity->store;
     if (bound_store != store_url->canonical) {
       return Error::make(errc::conflict, fmt::format("data directory {} belongs to store {}, not {}; refusing to "
                                                      "start",

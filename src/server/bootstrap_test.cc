@@ -247,5 +247,31 @@ TEST_F(Renewal, FinishWithoutAPreparedSuccessorChangesNothing) {
   EXPECT_FALSE(fs::exists(dir_ / "tls" / "ca-previous.pem"));
 }
 
+// A damaged identity.json (wrong JSON types included) is a clear error at
+// start and for ca-rotate, and nothing is written.
+TEST_F(Renewal, ADamagedIdentityFileIsAClearError) {
+  const std::string good = slurp(dir_ / "identity.json");
+  for (const std::string& damaged : {std::string(), std::string("{"), std::string("[]"),
+                                    std::string(R"({"writer_id":5,"store":"memory://x"})"),
+                                    std::string(R"({"writer_id":"abc","store":7})"),
+                                    std::string(R"({"writer_id":"","store":"memory://x"})"),
+                                    std::string(R"({"writer_id":"abc"})")}) {
+    std::ofstream(dir_ / "identity.json", std::ios::binary | std::ios::trunc) << damaged;
+    auto loaded = bootstrap_or_load(BootstrapConfig{dir_.string(), "memory://x", "127.0.0.1"}, *store_);
+    ASSERT_FALSE(loaded) << damaged;
+    EXPECT_EQ(loaded.error().code, errc::corruption) << damaged;
+    EXPECT_NE(loaded.error().message.find("identity.json is damaged"), std::string::npos) << loaded.error().message;
+    auto prepared = prepare_ca_rotation(dir_.string(), std::time(nullptr));
+    ASSERT_FALSE(prepared) << damaged;
+    EXPECT_EQ(prepared.error().code, errc::corruption) << damaged;
+    EXPECT_FALSE(fs::exists(dir_ / "tls" / "ca-next.pem")) << damaged;
+    EXPECT_EQ(slurp(dir_ / "tls" / "server.pem"), id_.server_cert_pem) << damaged;
+  }
+  std::ofstream(dir_ / "identity.json", std::ios::binary | std::ios::trunc) << good;
+  auto again = bootstrap_or_load(BootstrapConfig{dir_.string(), "memory://x", "127.0.0.1"}, *store_);
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_EQ(again->writer_id, id_.writer_id);
+}
+
 }  // namespace
 }  // namespace horizon::server
