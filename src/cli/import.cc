@@ -132,6 +132,10 @@ Result<void> Importer::flush() {
     }
     ++progress_.conflicts;
     const Cursor current_end = answer->offset;
+    if (!reached(current_end, *progress_.end)) {
+      return cannot_follow(errc::invalid_cursor,
+                           fmt::format("is past the end of {} ({})", stream_.str(), current_end.to_string()));
+    }
     if (!lost && !resume_unsure_) {  // another writer appended: go on at the new end
       recovered();
       progress_.end = current_end;
@@ -140,6 +144,11 @@ Result<void> Importer::flush() {
     Cursor after_them = *progress_.end;
     auto matched = read_back(done, current_end, after_them);
     if (!matched) {
+      // Only lines still on their way (or a Writer out of reach) are worth
+      // waiting for; a cursor the stream refuses or damaged data are not.
+      if (matched.error().code != errc::not_ready) {
+        return cannot_follow(matched.error().code, "cannot be read back: " + matched.error().message);
+      }
       if (auto w = wait_out("reading the stream back: " + matched.error().message); !w) return w;
       continue;
     }
@@ -160,6 +169,21 @@ Result<void> Importer::flush() {
   batch_.clear();
   batch_size_ = 0;
   return {};
+}
+
+Error Importer::cannot_follow(errc code, const std::string& problem) {
+  const std::string end = progress_.end->to_string();
+  if (resume_unsure_) {
+    // The end came from --after and nothing was appended yet: no command
+    // can go on exactly from a cursor that is not a place in this stream.
+    progress_.end.reset();
+    progress_.unsure = 0;
+    return Error::make(code, fmt::format("--after {} {}", end, problem));
+  }
+  // The Writer acknowledged lines up to this end, and the stream now ends
+  // before it: acknowledged lines are gone.
+  if (code == errc::invalid_cursor) code = errc::corruption;
+  return Error::make(code, fmt::format("the end {} the Writer answered for this import's lines {}", end, problem));
 }
 
 Result<std::size_t> Importer::read_back(std::size_t from_line, const Cursor& current_end, Cursor& after_them) {

@@ -105,6 +105,10 @@ class Importer {
   // any answer: a 409 followed by a failing read-back is still one.
   Result<void> wait_out(const std::string& problem);
   void recovered();
+  // The end the batch was sent after cannot be followed (past the stream's
+  // end, or refused when read back): from --after, a bad cursor and
+  // nothing appended; else the stream lost what the Writer acknowledged.
+  Error cannot_follow(errc code, const std::string& problem);
   // After a 409 when the batch may be in the stream: how many of its first
   // lines follow the old end.
   Result<std::size_t> read_back(std::size_t from_line, const Cursor& current_end, Cursor& after_them);
@@ -120,7 +124,6 @@ class Importer {
   bool resume_unsure_;          // resuming: the first lines may be in the stream already
   std::optional<std::chrono::steady_clock::time_point> outage_since_;
   std::chrono::milliseconds backoff_{0};
-  std::string outage_problem_;
 };
 
 }  // namespace horizon::cli

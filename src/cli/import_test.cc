@@ -42,6 +42,8 @@ class FakeWriter : public ImportTarget {
   std::map<int, std::vector<std::string>> others;
   // Reads that see nothing (the lines are not committed yet), by read number.
   std::set<int> empty_reads;
+  // Reads that fail (damaged data, a refusal), by read number.
+  std::map<int, Error> failing_reads;
   std::vector<std::string> bodies;
   std::vector<std::optional<std::string>> afters;  // the After of each append
   int reads = 0;
@@ -106,7 +108,14 @@ class FakeWriter : public ImportTarget {
     ++reads;
     std::vector<reader::Line> out;
     if (empty_reads.contains(reads)) return out;
+    if (auto f = failing_reads.find(reads); f != failing_reads.end()) return f->second;
     bool started = from.is_beginning();
+    const bool boundary = started || std::any_of(entries.begin(), entries.end(), [&](const Entry& e) {
+      return e.after == from;
+    });
+    if (!boundary && std::tuple(from.chunk(), from.offset()) < std::tuple(end().chunk(), end().offset())) {
+      return Error::make(errc::invalid_cursor, "cursor " + from.to_string() + " is not at the start of a line");
+    }
     for (const auto& e : entries) {
       if (started && out.size() < n) {
         RawLine l;
@@ -387,6 +396,73 @@ TEST(Import, AResumedImportAppendsEveryLineOnce) {
       EXPECT_EQ(first.progress.lines + second.progress.lines, 500u);
     }
   }
+}
+
+// A resumed run whose --after is not a place in the stream (past its end,
+// or inside a line) stops at once, appends nothing and offers no command
+// to go on from that cursor.
+TEST(Import, AnAfterThatIsNotInTheStreamStopsAtOnce) {
+  FakeWriter w("/s");
+  w.append_lines(numbered(10));
+  const Cursor end = w.end();
+  const auto s = StreamName::parse("/s").value();
+  const std::pair<Cursor, std::string> cases[] = {
+      {Cursor(s, 0, end.offset() + 100), "is past the end of /s (" + end.to_string() + ")"},
+      {Cursor(s, 5, 0), "is past the end of /s (" + end.to_string() + ")"},
+      {Cursor(s, 0, 3), "cannot be read back: cursor /s:0:3 is not at the start of a line"},
+  };
+  for (const auto& [after, problem] : cases) {
+    ImportOptions o;
+    o.after = after;
+    const auto run = import(w, numbered(5, "new-"), o);
+    ASSERT_FALSE(run.result) << after.to_string();
+    EXPECT_EQ(run.result.error().code, errc::invalid_cursor);
+    EXPECT_EQ(run.result.error().message, "--after " + after.to_string() + " " + problem);
+    EXPECT_EQ(w.slept, 0ms) << "nothing to wait for";
+    EXPECT_EQ(w.regular_lines(), numbered(10)) << "nothing appended";
+    EXPECT_FALSE(run.progress.end.has_value());
+    EXPECT_EQ(describe_stopped_import(run.result.error().message, run.progress, 0, s, "f"),
+              run.result.error().message + "; nothing appended")
+        << "no command to go on from a cursor that is not in the stream";
+  }
+}
+
+// Reading back after a lost answer fails for a reason waiting does not
+// cure (here damaged data): the import stops at once and says what it knows.
+TEST(Import, ReadingBackStopsAtDamage) {
+  FakeWriter w("/s");
+  w.faults[3] = Fault::lose_answer;
+  w.failing_reads.emplace(1, Error::make(errc::corruption, "chunk 0 of /s failed its integrity check"));
+  const auto run = import(w, numbered(300), batches_of(100));
+  ASSERT_FALSE(run.result);
+  EXPECT_EQ(run.result.error().code, errc::corruption);
+  EXPECT_EQ(run.result.error().message, "the end " + w.entries[99].after.to_string() +
+                                            " the Writer answered for this import's lines cannot be read back: chunk "
+                                            "0 of /s failed its integrity check");
+  EXPECT_EQ(w.slept, 100ms) << "one wait, for the lost answer; none for the damage";
+  EXPECT_EQ(run.progress.lines, 100u);
+  EXPECT_EQ(run.progress.unsure, 100u);
+  EXPECT_EQ(run.progress.end->to_string(), w.entries[99].after.to_string());
+}
+
+// The Writer answers an end before the one it acknowledged for this
+// import's lines (a Writer on another copy of the data): acknowledged lines
+// are gone. The import says so rather than appending at the old end.
+TEST(Import, AStreamThatWentBackIsCorruption) {
+  FakeWriter w("/s");
+  Importer imp(StreamName::parse("/s").value(), w, batches_of(10));
+  for (const auto& l : numbered(10)) ASSERT_TRUE(imp.add(l));
+  const std::string acknowledged = imp.progress().end->to_string();
+  w.entries.clear();
+  w.append_lines({"other"});
+  for (const auto& l : numbered(5, "x")) ASSERT_TRUE(imp.add(l));
+  const auto done = imp.finish();
+  ASSERT_FALSE(done);
+  EXPECT_EQ(done.error().code, errc::corruption);
+  EXPECT_EQ(done.error().message, "the end " + acknowledged +
+                                      " the Writer answered for this import's lines is past the end of /s (" +
+                                      w.end().to_string() + ")");
+  EXPECT_EQ(w.regular_lines(), std::vector<std::string>{"other"});
 }
 
 TEST(ImportDoc, TheStopMessageIsTheDocumentsExample) {

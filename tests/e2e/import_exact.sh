@@ -124,6 +124,18 @@ contains "4: --skip past the end: the message" "has only 20 lines; nothing appen
 out=$("$HORIZON" stream-appendfromfile --after /lossy:0:0 /long "$TMP/long.txt" 2>&1); rc=$?
 check "4: --after of another stream" 1 "$rc"
 contains "4: --after of another stream: the message" "--after names /lossy, not /long" "$out"
+end=$("$HORIZON" stream-appendfromfile /long /dev/null | sed -n 's/.*; end \([^ ]*\).*/\1/p')
+[ -n "$end" ] || fail "4: the end of /long"
+out=$("$HORIZON" stream-appendfromfile --after /long:9:0 /long "$TMP/long.txt" 2>&1); rc=$?
+check "4: --after past the stream's end" 1 "$rc"
+contains "4: --after past the end: the message" \
+  "--after /long:9:0 is past the end of /long ($end); nothing appended" "$out"
+out=$("$HORIZON" stream-appendfromfile --after /long:0:70 /long "$TMP/long.txt" 2>&1); rc=$?
+check "4: --after inside a line" 1 "$rc"
+# (Chunk 0 is sealed: it is read through liveread or, once shipped, the store.)
+contains "4: --after inside a line: the message" \
+  "--after /long:0:70 cannot be read back: cursor /long:0:70 is not at the start of a line" "$out"
+contains "4: --after inside a line: nothing appended" "; nothing appended" "$out"
 same_as_file /long "$TMP/long.txt" "4: the refused commands appended nothing"
 
 kill $PROXY; wait $PROXY 2>/dev/null
