@@ -14,6 +14,8 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   # independent peers used by the test suite
   curl openssl strace prometheus python3 nodejs
+  # systemd-analyze verify checks the units of contrib/systemd
+  systemd
   # libfiu's POSIX preload (fiu-run): injected file I/O errors, RELIABILITY A8
   # (libfiu-dev: the header of tests/e2e/fs_faults.c, points libfiu lacks);
   # libfaketime: wall-clock jumps, RELIABILITY D1; fusepy: tests/e2e/lazyfs.py
