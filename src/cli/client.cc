@@ -259,6 +259,13 @@ Result<HttpResult> Client::post_to(const WriterAddress& at, const std::string& p
                                                       "(the request may have been applied)",
                                                       at.api));
     }
+    if (issued > 0) {
+      // The request went out (some of it at least): the Writer may have
+      // applied it.
+      return Error::make(errc::not_ready, fmt::format("no answer from the Writer at {}: {} (the request may have "
+                                                      "been applied)",
+                                                      at.api, store::detail::curl_failure_text(rc, detail)));
+    }
     return Error::make(errc::not_ready, fmt::format("cannot reach the Writer at {}: {}", at.api,
                                                     store::detail::curl_failure_text(rc, detail)));
   }

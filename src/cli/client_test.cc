@@ -324,14 +324,19 @@ class CuttingServer {
 // libcurl resends a request by itself when a reused connection closes
 // before the answer; for an append the Writer may have applied, that would
 // apply it twice. The client must fail it instead, once.
-TEST(ClientResend, ARequestCutAfterItWasSentIsNotSentAgain) {
-  const Pki pki = make_pki("CA cut");
-  CuttingServer server(pki, 2);
+// A client of `server`, which `pki`'s CA signs.
+ClientConfig config_for(const CuttingServer& server, const Pki& pki) {
   ClientConfig cfg;
   cfg.api = "https://" + at(server.port());
   cfg.ca_pem = pki.ca.cert_pem;
   cfg.token = "t";
-  Client client(cfg);
+  return cfg;
+}
+
+TEST(ClientResend, ARequestCutAfterItWasSentIsNotSentAgain) {
+  const Pki pki = make_pki("CA cut");
+  CuttingServer server(pki, 2);
+  Client client(config_for(server, pki));
   auto first = client.post("/writer/append", R"({"Stream":"/a","Lines":["x"]})");
   ASSERT_TRUE(first) << first.error().message;
   EXPECT_EQ(first->status, 200);
@@ -347,6 +352,23 @@ TEST(ClientResend, ARequestCutAfterItWasSentIsNotSentAgain) {
   ASSERT_TRUE(third) << third.error().message;
   EXPECT_EQ(third->status, 200);
   EXPECT_EQ(server.requests(), 3);
+}
+
+// The first request on a fresh connection is read whole and never
+// answered: the error says the Writer was reached and may have applied it,
+// not that it could not be reached.
+TEST(ClientResend, ARequestSentButNeverAnsweredMayHaveBeenApplied) {
+  const Pki pki = make_pki("CA cut first");
+  CuttingServer server(pki, 1);
+  const ClientConfig cfg = config_for(server, pki);
+  Client client(cfg);
+  auto first = client.post("/writer/append", R"({"Stream":"/a","Lines":["x"]})");
+  ASSERT_FALSE(first);
+  EXPECT_NE(first.error().message.find("no answer from the Writer at " + cfg.api), std::string::npos)
+      << first.error().message;
+  EXPECT_NE(first.error().message.find("(the request may have been applied)"), std::string::npos)
+      << first.error().message;
+  EXPECT_EQ(server.requests(), 1);
 }
 
 }  // namespace

@@ -69,6 +69,17 @@ std::string call(const std::string& command, cli::Client& client, const std::str
   return r->body;
 }
 
+// --after CURSOR of an append to `stream`.
+Cursor after_cursor(const std::string& command, const std::string& text, const StreamName& stream) {
+  auto c = Cursor::parse(text);
+  if (!c) die(command, "--after: " + c.error().message);
+  if (!(c->stream() == stream)) die(command, fmt::format("--after names {}, not {}", c->stream().str(), stream.str()));
+  return *c;
+}
+
+// The exit status of an append whose --after did not hold (nothing appended).
+constexpr int kExitConflict = 3;
+
 std::string offset_of(const std::string& body) {
   auto r = wire::parse_append_response(body);
   return r ? r->offset.to_string() : std::string("?");
@@ -143,12 +154,7 @@ int append_from_file(const std::string& command, cli::Client& client, const cli:
   cli::ImportOptions o;
   o.batch_lines = f.batch_lines;
   o.retry_for = std::chrono::milliseconds(static_cast<std::int64_t>(f.retry_for * 1000));
-  if (!f.after.empty()) {
-    auto c = Cursor::parse(f.after);
-    if (!c) die(command, "--after: " + c.error().message);
-    if (!(c->stream() == stream)) die(command, fmt::format("--after names {}, not {}", c->stream().str(), stream.str()));
-    o.after = *c;
-  }
+  if (!f.after.empty()) o.after = after_cursor(command, f.after, stream);
   const bool tty = ::isatty(STDERR_FILENO) != 0;
   o.notice = [&command, tty](const std::string& s) {
     std::fprintf(stderr, "%shorizon %s: %s\n", tty ? "\n" : "", command.c_str(), s.c_str());
@@ -288,13 +294,17 @@ int main(int argc, char** argv) {
   create->add_option("STREAM", stream_text, "stream name, e.g. /tenants/acme")->required();
   client_options(create);
   auto* append = app.add_subcommand("stream-append", "append one line; prints the cursor after it");
-  append->add_option("STREAM", stream_text)->required();
-  append->add_option("LINE", line)->required();
+  append->add_option("STREAM", stream_text, "stream name, e.g. /tenants/acme")->required();
+  append->add_option("LINE", line, "the event: one line of UTF-8 text (no newline, CR or NUL)")->required();
+  std::string append_after;
+  append->add_option("--after", append_after,
+                     "append only if the stream ends at this cursor (the cursor a previous append printed): "
+                     "otherwise nothing is appended and the command exits 3, printing the stream's end");
   client_options(append);
   auto* from_file = app.add_subcommand("stream-appendfromfile",
                                        "import a file (or - for stdin), one line per event, in batches");
-  from_file->add_option("STREAM", stream_text)->required();
-  from_file->add_option("FILE", file)->required();
+  from_file->add_option("STREAM", stream_text, "stream name, e.g. /tenants/acme")->required();
+  from_file->add_option("FILE", file, "one event per line (LF or CRLF); - for stdin")->required();
   ImportFlags import_flags;
   from_file->add_option("--batch", import_flags.batch_lines,
                         "lines per append request (one durable commit each; fewer when they would make a body "
@@ -312,12 +322,12 @@ int main(int argc, char** argv) {
                         "the stream's end a stopped import reported; lines already there are not appended again");
   client_options(from_file);
   auto* subscribe = app.add_subcommand("stream-subscribe", "subscribe a subscription stream to a stream");
-  subscribe->add_option("STREAM", stream_text)->required();
+  subscribe->add_option("STREAM", stream_text, "the stream whose lines the subscription receives")->required();
   subscribe->add_option("SUBSCRIPTION", sub_text, "a stream under /_sub/")->required();
   client_options(subscribe);
   auto* unsubscribe = app.add_subcommand("stream-unsubscribe", "remove a subscription from a stream");
-  unsubscribe->add_option("STREAM", stream_text)->required();
-  unsubscribe->add_option("SUBSCRIPTION", sub_text)->required();
+  unsubscribe->add_option("STREAM", stream_text, "the subscribed stream")->required();
+  unsubscribe->add_option("SUBSCRIPTION", sub_text, "a stream under /_sub/")->required();
   client_options(unsubscribe);
   auto* liveread = app.add_subcommand("stream-liveread", "print up to N raw lines the Writer holds, from CURSOR");
   liveread->add_option("CURSOR", cursor_text)->required();
@@ -391,10 +401,23 @@ int main(int argc, char** argv) {
   if (append->parsed()) {
     const auto name = stream_arg("stream-append", stream_text);
     if (auto ok = validate_line_content(line, 0); !ok) die("stream-append", ok.error().message);
+    std::optional<Cursor> after;
+    if (!append_after.empty()) after = after_cursor("stream-append", append_after, name);
     auto client = connect("stream-append", flags);
-    const auto body = call("stream-append", client, "/writer/append",
-                           wire::to_json(wire::AppendRequest{name, {line}, std::nullopt}));
-    std::printf("%s\n", offset_of(body).c_str());
+    auto r = client.post("/writer/append", wire::to_json(wire::AppendRequest{name, {line}, after}));
+    if (!r && after) {
+      die("stream-append", r.error().message + fmt::format("; the same command again appends the line only if {} "
+                                                           "still ends at {}",
+                                                           name.str(), after->to_string()));
+    }
+    if (!r) die("stream-append", r.error().message);
+    if (r->status == 409 && after) {
+      std::fprintf(stderr, "horizon stream-append: %s ends at %s, not at %s; nothing appended\n", name.str().c_str(),
+                   offset_of(r->body).c_str(), after->to_string().c_str());
+      return kExitConflict;
+    }
+    if (r->status != 201) die("stream-append", cli::describe_error(*r));
+    std::printf("%s\n", offset_of(r->body).c_str());
     return 0;
   }
   if (from_file->parsed()) {

@@ -108,6 +108,22 @@ check "3: the resumed import exits 0 ($out)" 0 "$rc"
 contains "3: the resumed import found the lost batch" "read back)" "$out"
 same_as_file /resumed "$TMP/resumed.txt" "3: a resumed import"
 
+# --- 3b. stream-append --after whose answer is lost --------------------------
+# Running the same command again is safe, as its message says: the line is
+# in the stream once. (The proxy cuts only requests of 4 KiB or more.)
+"$HORIZON" stream-create /occ >/dev/null || fail "create /occ"
+at=$("$HORIZON" stream-append /occ first) || fail "3b: first append"
+second="second-$(head -c 5000 /dev/zero | tr '\0' x)"
+proxy 0 1
+out=$("$HORIZON" stream-append --after "$at" /occ "$second" 2>&1); rc=$?
+check "3b: an append whose answer is lost exits 1" 1 "$rc"
+contains "3b: the message says how to settle it" \
+  "(the request may have been applied); the same command again appends the line only if /occ still ends at $at" "$out"
+proxy 0 0
+out=$("$HORIZON" stream-append --after "$at" /occ "$second" 2>&1); rc=$?
+check "3b: the same command again finds the stream moved on (exit 3: ${out:0:200})" 3 "$rc"
+check "3b: the line is there once" "first $second" "$("$HORIZON" reader-read /occ:0:0 10 | grep -v '^/' | xargs)"
+
 # --- 4. requests the Writer would refuse are never made --------------------
 "$HORIZON" stream-create /long >/dev/null || fail "create /long"
 python3 -c "

@@ -223,6 +223,23 @@ out=$("$HORIZON" stream-create /nope/x 2>&1); rc=$?
 out=$(HORIZON_TOKEN=wrong "$HORIZON" stream-append /cli x 2>&1); rc=$?
 [ $rc -ne 0 ] && pass || fail "cli wrong token exit"; contains "cli wrong token" "HTTP 401" "$out"
 out=$("$HORIZON" stream-append 'bad name' x 2>&1); rc=$?; [ $rc -ne 0 ] && pass || fail "cli bad name"
+# stream-append --after: optimistic concurrency (an event-sourced command
+# appends only if nobody appended since it read the stream).
+"$HORIZON" stream-create /occ >/dev/null
+first=$("$HORIZON" stream-append /occ first 2>&1) || fail "cli occ: first append: $first"
+second=$("$HORIZON" stream-append --after "$first" /occ second 2>&1); rc=$?
+check "cli --after at the end appends ($second)" 0 "$rc"
+out=$("$HORIZON" stream-append --after "$first" /occ third 2>&1); rc=$?
+check "cli --after behind the end exits 3" 3 "$rc"
+check "cli --after behind the end: the message" "horizon stream-append: /occ ends at $second, not at $first; nothing appended" "$out"
+out=$("$HORIZON" stream-append --after /cli:0:0 /occ x 2>&1); rc=$?
+check "cli --after of another stream exits 1" 1 "$rc"
+contains "cli --after of another stream: the message" "--after names /cli, not /occ" "$out"
+out=$("$HORIZON" stream-append --after /occ:zero /occ x 2>&1); rc=$?
+check "cli --after that does not parse exits 1" 1 "$rc"
+contains "cli --after that does not parse: the message" "--after: " "$out"
+out=$("$HORIZON" reader-read /occ:0:0 10 2>&1)
+check "cli --after: only the appends whose --after held" "first second" "$(printf '%s\n' "$out" | grep -v '^/' | xargs)"
 # A Writer that does not verify against the store's CA (a man in the middle,
 # a store of another Writer): refused, and the one line says why.
 mkdir -p "$TMP/mitm/store/_horizon"  # the test's own files (the E5 check below skips mitm/)
