@@ -344,11 +344,15 @@ int main(int argc, char** argv) {
   client_options(rread);
   std::string from_text;
   double poll_seconds = 0.5;
-  auto* tail = app.add_subcommand("stream-tail", "print a stream and keep following new lines until Ctrl-C");
-  tail->add_option("STREAM", stream_text)->required();
+  auto* tail = app.add_subcommand("stream-tail", "print a stream and keep following new lines until Ctrl-C (waiting for a Writer that restarts or moves)");
+  tail->add_option("STREAM", stream_text, "stream name, e.g. /tenants/acme")->required();
   tail->add_option("--from", from_text, "start at this cursor (default: the stream's beginning)");
   tail->add_flag("--json", json, "JSON Lines output");
-  tail->add_option("--poll", poll_seconds, "seconds between looks at the end of the stream")->capture_default_str();
+  tail->add_option("--poll", poll_seconds,
+                   "seconds between looks at the end of the stream (while the Writer does not answer: from this "
+                   "up to 2 s)")
+      ->check(CLI::Range(0.01, 3600.0))
+      ->capture_default_str();
   client_options(tail);
 
   cli::PusherCommand pc;
@@ -462,9 +466,31 @@ int main(int argc, char** argv) {
       at = *c;
     }
     auto setup = make_reader("stream-tail", flags);
+    // A Writer that does not answer (a restart, a move to other ports: the
+    // client reads the discovery record again) is waited for, like tail -F
+    // waits for its file; anything else ends the command.
+    const auto poll = std::chrono::duration<double>(poll_seconds);
+    std::optional<std::chrono::steady_clock::time_point> waiting_since;
+    auto wait = poll;
     for (;;) {
       auto lines = setup.reader->read(at, 1000);
-      if (!lines) die("stream-tail", lines.error().message);
+      if (!lines) {
+        if (lines.error().code != errc::not_ready) die("stream-tail", lines.error().message);
+        if (!waiting_since) {
+          waiting_since = std::chrono::steady_clock::now();
+          wait = poll;
+          std::fprintf(stderr, "horizon stream-tail: %s; waiting for the Writer (Ctrl-C to stop)\n",
+                       lines.error().message.c_str());
+        }
+        std::this_thread::sleep_for(wait);
+        wait = std::min(std::max(wait * 2, poll), std::chrono::duration<double>(2.0));
+        continue;
+      }
+      if (waiting_since) {
+        std::fprintf(stderr, "horizon stream-tail: the Writer answers again after %.1f s; following\n",
+                     std::chrono::duration<double>(std::chrono::steady_clock::now() - *waiting_since).count());
+        waiting_since.reset();
+      }
       for (const auto& l : *lines) print_line(l, json);
       std::fflush(stdout);
       if (!lines->empty()) {

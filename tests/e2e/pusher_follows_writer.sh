@@ -5,7 +5,8 @@
 # delivering every line exactly once and in order, forwards its writer
 # proxy's requests to the Writer's new address, and its pub/sub client
 # subscribes again at the new pub/sub address with the new CA; so does a
-# `horizon pubsub-subscribe` started at the beginning.
+# `horizon pubsub-subscribe` started at the beginning, and a `horizon
+# stream-tail` prints every line through all of it.
 source "$(dirname "$0")/lib.sh"
 HERE=$(cd "$(dirname "$0")" && pwd)
 DATA=$TMP/data
@@ -23,7 +24,10 @@ PUSHER=$!
 # A CLI subscriber on the same topic follows the Writer too.
 "$HORIZON" pubsub-subscribe sub:/_sub/app >"$TMP/psub.out" 2>"$TMP/psub.err" &
 PSUB=$!
-trap 'kill -9 $PUSHER $APP $PSUB 2>/dev/null; stop_writer; rm -rf "$TMP"' EXIT
+# And a stream-tail: it waits for the Writer through every move.
+"$HORIZON" stream-tail /orders --poll 0.1 >"$TMP/tail.out" 2>"$TMP/tail.err" &
+TAIL=$!
+trap 'kill -9 $PUSHER $APP $PSUB $TAIL 2>/dev/null; stop_writer; rm -rf "$TMP"' EXIT
 
 EXPECTED=""
 # append_through_proxy LABEL: 5 lines through the Pusher's writer proxy
@@ -116,6 +120,17 @@ contains "pubsub-subscribe, started before the moves, prints the last notificati
 contains "pubsub-subscribe read the discovery record again" "names the Writer anew" "$(cat "$TMP/psub.err")"
 kill -0 "$PSUB" 2>/dev/null && pass || fail "pubsub-subscribe exited: $(cat "$TMP/psub.err")"
 kill "$PSUB" 2>/dev/null; wait "$PSUB" 2>/dev/null
+tailed=""
+for _ in $(seq 1 100); do
+  tailed=$(grep -v '^/' "$TMP/tail.out" | paste -sd,)
+  [ "$tailed" = "$EXPECTED" ] && break
+  sleep 0.1
+done
+check "stream-tail, started before the moves, printed every line once, in order" "$EXPECTED" "$tailed"
+contains "stream-tail waited for the Writer" "waiting for the Writer" "$(cat "$TMP/tail.err")"
+contains "stream-tail found it again" "the Writer answers again" "$(cat "$TMP/tail.err")"
+kill -0 "$TAIL" 2>/dev/null && pass || fail "stream-tail exited: $(cat "$TMP/tail.err")"
+kill "$TAIL" 2>/dev/null; wait "$TAIL" 2>/dev/null
 
 kill -0 "$PUSHER" 2>/dev/null && pass || fail "the Pusher exited"
 check "one Pusher process throughout" 1 "$(grep -c 'writer proxy on http://' "$TMP/pusher.log")"
