@@ -1,14 +1,14 @@
 #include "cli/client.h"
 
+#include "core/wire.h"
+#include "net/secrets.h"
 #include "server/bootstrap.h"
 #include "server/discovery.h"
 #include "server/writer_process.h"
-#include "core/wire.h"
 #include "store/http_internal.h"
 #include "store/object_store.h"
 
 #include <boost/json.hpp>
-#include <curl/curl.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -16,8 +16,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
-#include <sstream>
+#include <curl/curl.h>
 
 namespace horizon::cli {
 
@@ -71,16 +70,14 @@ Result<ClientConfig> resolve_client_config(const ClientFlags& flags) {
   c.key = env("HORIZON_KEY");
   if (c.store_url.empty() || c.token.empty()) {
     const std::string dir = flags.data.empty() ? server::default_data_dir() : flags.data;
-    std::ifstream in(dir + "/client.env");
-    if (!in) {
+    auto text = net::read_small_file(dir + "/client.env");
+    if (!text || !*text) {
       return Error::make(errc::invalid_argument,
-                         fmt::format("no STORE/HORIZON_TOKEN given and no {}/client.env readable (start a Writer "
+                         fmt::format("no STORE/HORIZON_TOKEN given and no {}/client.env readable{} (start a Writer "
                                      "here, or set STORE and HORIZON_TOKEN)",
-                                     dir));
+                                     dir, text ? "" : " (" + text.error().message + ")"));
     }
-    std::stringstream ss;
-    ss << in.rdbuf();
-    for (const auto& [k, v] : server::parse_env_file(ss.str())) {
+    for (const auto& [k, v] : server::parse_env_file(**text)) {
       if (k == "STORE" && c.store_url.empty()) c.store_url = v;
       if (k == "HORIZON_TOKEN" && c.token.empty()) c.token = v;
       if (k == "HORIZON_KEY" && c.key.empty()) c.key = v;

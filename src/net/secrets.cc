@@ -163,6 +163,29 @@ bool constant_time_equal(std::string_view candidate, std::string_view secret) {
   return CRYPTO_memcmp(candidate.data(), secret.data(), candidate.size()) == 0;
 }
 
+Result<std::optional<std::string>> read_small_file(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return std::optional<std::string>();
+    return io_error("open", path, errno);
+  }
+  std::string out;
+  char buf[16384];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int err = errno;
+      ::close(fd);
+      return io_error("read", path, err);
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return std::optional<std::string>(std::move(out));
+}
+
 Result<void> write_secret_file(const std::string& path, std::string_view content) {
   return write_file_atomically(path, content, kSecretMode);
 }

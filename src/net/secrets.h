@@ -10,6 +10,7 @@
 #include "core/errc.h"
 
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -43,5 +44,11 @@ bool constant_time_equal(std::string_view candidate, std::string_view secret);
 
 // As write_secret_file, with mode exactly 0644 (for certificates).
 [[nodiscard]] Result<void> write_public_file(const std::string& path, std::string_view content);
+
+// The whole content of a small file (keys, certificates, client.env,
+// identity.json), or nullopt if it does not exist. Every read error is an
+// error (`read <path>: <strerror>`, storage_failed), never a short content:
+// a file cut by an I/O error must not pass for a damaged one.
+[[nodiscard]] Result<std::optional<std::string>> read_small_file(const std::string& path);
 
 }  // namespace horizon::net

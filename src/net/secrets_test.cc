@@ -179,6 +179,28 @@ TEST(WriteSecretFile, ContentRoundTripsIncludingBinaryAndEmpty) {
   }
 }
 
+TEST(ReadSmallFile, WholeContentMissingFileAndReadErrors) {
+  TempDir dir;
+  std::string binary;
+  for (int i = 0; i < 256; ++i) binary.push_back(static_cast<char>(i));
+  binary += std::string(100'000, 'y');  // several reads
+  for (const std::string& content : {std::string(), binary}) {
+    ASSERT_TRUE(write_public_file(dir.file("f"), content));
+    auto r = read_small_file(dir.file("f"));
+    ASSERT_TRUE(r) << r.error().message;
+    ASSERT_TRUE(r->has_value());
+    EXPECT_EQ(**r, content);
+  }
+  auto missing = read_small_file(dir.file("nothing"));
+  ASSERT_TRUE(missing) << missing.error().message;
+  EXPECT_FALSE(missing->has_value());
+  // open succeeds on a directory and read fails: an error, never "".
+  auto unreadable = read_small_file(dir.path().string());
+  ASSERT_FALSE(unreadable);
+  EXPECT_EQ(unreadable.error().code, errc::storage_failed);
+  EXPECT_EQ(unreadable.error().message, "read " + dir.path().string() + ": Is a directory");
+}
+
 TEST(WriteSecretFile, OverwritesAtomicallyAndLeavesNoTempFiles) {
   TempDir dir;
   const std::string path = dir.file("master.key");

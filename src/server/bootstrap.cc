@@ -8,14 +8,11 @@
 #include <boost/json.hpp>
 #include <fmt/format.h>
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <cerrno>
 #include <cstring>
+#include <fcntl.h>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
+#include <unistd.h>
 
 namespace horizon::server {
 
@@ -24,15 +21,7 @@ namespace json = boost::json;
 
 namespace {
 
-Result<std::optional<std::string>> read_file(const fs::path& p) {
-  std::error_code ec;
-  if (!fs::exists(p, ec)) return std::optional<std::string>();
-  std::ifstream in(p, std::ios::binary);
-  if (!in) return Error::make(errc::storage_failed, fmt::format("cannot read {}", p.string()));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return std::optional<std::string>(ss.str());
-}
+Result<std::optional<std::string>> read_file(const fs::path& p) { return net::read_small_file(p.string()); }
 
 Result<std::string> must_read(const fs::path& p) {
   auto r = read_file(p);

@@ -251,11 +251,10 @@ TEST_F(Renewal, FinishWithoutAPreparedSuccessorChangesNothing) {
 // start and for ca-rotate, and nothing is written.
 TEST_F(Renewal, ADamagedIdentityFileIsAClearError) {
   const std::string good = slurp(dir_ / "identity.json");
-  for (const std::string& damaged : {std::string(), std::string("{"), std::string("[]"),
-                                    std::string(R"({"writer_id":5,"store":"memory://x"})"),
-                                    std::string(R"({"writer_id":"abc","store":7})"),
-                                    std::string(R"({"writer_id":"","store":"memory://x"})"),
-                                    std::string(R"({"writer_id":"abc"})")}) {
+  for (const std::string& damaged :
+       {std::string(), std::string("{"), std::string("[]"), std::string(R"({"writer_id":5,"store":"memory://x"})"),
+        std::string(R"({"writer_id":"abc","store":7})"), std::string(R"({"writer_id":"","store":"memory://x"})"),
+        std::string(R"({"writer_id":"abc"})")}) {
     std::ofstream(dir_ / "identity.json", std::ios::binary | std::ios::trunc) << damaged;
     auto loaded = bootstrap_or_load(BootstrapConfig{dir_.string(), "memory://x", "127.0.0.1"}, *store_);
     ASSERT_FALSE(loaded) << damaged;
@@ -271,6 +270,22 @@ TEST_F(Renewal, ADamagedIdentityFileIsAClearError) {
   auto again = bootstrap_or_load(BootstrapConfig{dir_.string(), "memory://x", "127.0.0.1"}, *store_);
   ASSERT_TRUE(again) << again.error().message;
   EXPECT_EQ(again->writer_id, id_.writer_id);
+}
+
+// A file that cannot be read is an I/O error (a restart may cure it), not
+// damage: before, a read error ended the content early and the file passed
+// for a damaged one.
+TEST_F(Renewal, AnUnreadableIdentityFileIsAnIoErrorNotDamage) {
+  const std::string good = slurp(dir_ / "identity.json");
+  fs::remove(dir_ / "identity.json");
+  fs::create_directory(dir_ / "identity.json");  // open succeeds, read fails (EISDIR)
+  auto loaded = bootstrap_or_load(BootstrapConfig{dir_.string(), "memory://x", "127.0.0.1"}, *store_);
+  ASSERT_FALSE(loaded);
+  EXPECT_EQ(loaded.error().code, errc::storage_failed) << loaded.error().message;
+  EXPECT_EQ(loaded.error().message, "read " + (dir_ / "identity.json").string() + ": Is a directory");
+  fs::remove(dir_ / "identity.json");
+  std::ofstream(dir_ / "identity.json", std::ios::binary) << good;
+  EXPECT_TRUE(bootstrap_or_load(BootstrapConfig{dir_.string(), "memory://x", "127.0.0.1"}, *store_));
 }
 
 }  // namespace
