@@ -110,9 +110,8 @@ class FakeWriter : public ImportTarget {
     if (empty_reads.contains(reads)) return out;
     if (auto f = failing_reads.find(reads); f != failing_reads.end()) return f->second;
     bool started = from.is_beginning();
-    const bool boundary = started || std::any_of(entries.begin(), entries.end(), [&](const Entry& e) {
-      return e.after == from;
-    });
+    const bool boundary =
+        started || std::any_of(entries.begin(), entries.end(), [&](const Entry& e) { return e.after == from; });
     if (!boundary && std::tuple(from.chunk(), from.offset()) < std::tuple(end().chunk(), end().offset())) {
       return Error::make(errc::invalid_cursor, "cursor " + from.to_string() + " is not at the start of a line");
     }

@@ -344,7 +344,9 @@ int main(int argc, char** argv) {
   client_options(rread);
   std::string from_text;
   double poll_seconds = 0.5;
-  auto* tail = app.add_subcommand("stream-tail", "print a stream and keep following new lines until Ctrl-C (waiting for a Writer that restarts or moves)");
+  auto* tail = app.add_subcommand(
+      "stream-tail",
+      "print a stream and keep following new lines until Ctrl-C (waiting for a Writer that restarts or moves)");
   tail->add_option("STREAM", stream_text, "stream name, e.g. /tenants/acme")->required();
   tail->add_option("--from", from_text, "start at this cursor (default: the stream's beginning)");
   tail->add_flag("--json", json, "JSON Lines output");
