@@ -78,9 +78,24 @@ std::string certificate_validity_text(std::string_view cert_pem) {
   return "valid until " + Timestamp{static_cast<std::int64_t>(v->not_after) * 1000}.to_string();
 }
 
+// A start that fails for a reason a restart may cure (a store or port not
+// reachable yet, the lock of a Writer still exiting, an I/O error): 1.
 int fail(const std::string& what) {
   spdlog::error("{}", what);
   return 1;
+}
+
+// A start refused for a reason only the operator can change (a flag, the
+// descriptor limit, a store that belongs to another Writer, a damaged
+// identity): kExitRefused, which a supervisor does not restart.
+int refuse(const std::string& what) {
+  spdlog::error("{}", what);
+  return kExitRefused;
+}
+
+int fail(const Error& e) {
+  const bool refused = e.code == errc::invalid_argument || e.code == errc::conflict || e.code == errc::corruption;
+  return refused ? refuse(e.message) : fail(e.message);
 }
 
 std::string advertised(const std::string& host, std::uint16_t port) {
@@ -115,31 +130,34 @@ int run_writer(WriterOptions o) {
   }
   std::string api_host, pubsub_host, metrics_host;
   std::uint16_t api_port = 0, pubsub_port = 0, metrics_port = 0;
-  if (!split_host_port(o.api, api_host, api_port)) return fail(fmt::format("--api \"{}\" is not host:port", o.api));
+  if (!split_host_port(o.api, api_host, api_port)) return refuse(fmt::format("--api \"{}\" is not host:port", o.api));
   if (o.commit_on != "io" && o.commit_on != "thread") {
-    return fail(fmt::format("--commit-on \"{}\" must be io or thread", o.commit_on));
+    return refuse(fmt::format("--commit-on \"{}\" must be io or thread", o.commit_on));
   }
-  if (o.io_threads < 2) return fail(fmt::format("--io-threads {} must be at least 2", o.io_threads));
+  if (o.io_threads < 2) return refuse(fmt::format("--io-threads {} must be at least 2", o.io_threads));
   if (!(o.sync_pacing == 0 || (o.sync_pacing >= 1 && o.sync_pacing <= 10))) {
-    return fail(fmt::format("--sync-pacing {} must be 0 (off) or from 1 to 10", o.sync_pacing));
+    return refuse(fmt::format("--sync-pacing {} must be 0 (off) or from 1 to 10", o.sync_pacing));
   }
   const bool pubsub_enabled = o.pubsub != "off";
   if (pubsub_enabled && !split_host_port(o.pubsub, pubsub_host, pubsub_port)) {
-    return fail(fmt::format("--pubsub \"{}\" is not host:port", o.pubsub));
+    return refuse(fmt::format("--pubsub \"{}\" is not host:port", o.pubsub));
   }
   if (!split_host_port(o.metrics, metrics_host, metrics_port)) {
-    return fail(fmt::format("--metrics \"{}\" is not host:port", o.metrics));
+    return refuse(fmt::format("--metrics \"{}\" is not host:port", o.metrics));
   }
   if (!(o.activity_interval_seconds >= 0.01 && o.activity_interval_seconds <= 3600)) {
-    return fail(fmt::format("--activity-interval {} must be between 0.01 and 3600 seconds", o.activity_interval_seconds));
+    return refuse(
+        fmt::format("--activity-interval {} must be between 0.01 and 3600 seconds", o.activity_interval_seconds));
   }
   if (!(o.ship_backoff_max_seconds >= 0.2 && o.ship_backoff_max_seconds <= 3600)) {
-    return fail(fmt::format("--ship-backoff-max {} must be between 0.2 and 3600 seconds", o.ship_backoff_max_seconds));
+    return refuse(
+        fmt::format("--ship-backoff-max {} must be between 0.2 and 3600 seconds", o.ship_backoff_max_seconds));
   }
-  if (o.chunk_size < 1024) return fail(fmt::format("--chunk-size {} is below the minimum of 1024 bytes", o.chunk_size));
+  if (o.chunk_size < 1024)
+    return refuse(fmt::format("--chunk-size {} is below the minimum of 1024 bytes", o.chunk_size));
   if (o.checkpoint_bytes < kMinCheckpointBytes) {
-    return fail(fmt::format("--checkpoint-bytes {} is below the minimum of {} bytes", o.checkpoint_bytes,
-                            kMinCheckpointBytes));
+    return refuse(
+        fmt::format("--checkpoint-bytes {} is below the minimum of {} bytes", o.checkpoint_bytes, kMinCheckpointBytes));
   }
 
   // Share the open-file limit (see DescriptorPlan).
@@ -153,7 +171,7 @@ int run_writer(WriterOptions o) {
                                      ? static_cast<std::uint64_t>(nofile.rlim_cur)
                                      : std::numeric_limits<std::uint64_t>::max();
   auto fds = plan_descriptors(fd_limit, wanted);
-  if (!fds) return fail(fds.error().message);
+  if (!fds) return refuse(fds.error().message);
   if (!(*fds == wanted)) {
     spdlog::warn("the open-file limit is {}: connection caps lowered to API {}, pub/sub {}, metrics {}, and {} open "
                  "chunk files (raise the limit above {} for the full caps: `ulimit -n`, systemd LimitNOFILE=)",
@@ -176,10 +194,10 @@ int run_writer(WriterOptions o) {
   auto lock = wal::DirLock::acquire(o.data_dir);
   if (!lock) return fail(lock.error().message);
   auto store = store::open_store(o.store_url);
-  if (!store) return fail(store.error().message);
+  if (!store) return fail(store.error());
   BootstrapConfig bc{o.data_dir, o.store_url, o.advertise};
   auto identity = bootstrap_or_load(bc, **store);
-  if (!identity) return fail(identity.error().message);
+  if (!identity) return fail(identity.error());
   if (identity->fresh) {
     spdlog::info("bootstrapped a new Writer {} in {}: client credentials are in {}/client.env (mode 0600), the CA "
                  "certificate in {}/ca.pem",
@@ -253,13 +271,13 @@ int run_writer(WriterOptions o) {
   auto engine = writer::Engine::open(**fs, eo);
   if (!engine) return fail(engine.error().message);
   const auto& rec = (*engine)->recovery();
-  spdlog::info("storage engine ready: {} streams, {} commits replayed, WAL tail cut {} bytes (a torn "
-               "record and/or stale bytes of a recycled segment file)", (*engine)->stream_names().size(),
-               rec.commits_replayed, rec.torn_tail_bytes);
+  spdlog::info("storage engine ready: {} streams, {} commits replayed, WAL tail cut {} bytes{}",
+               (*engine)->stream_names().size(), rec.commits_replayed, rec.torn_tail_bytes,
+               rec.torn_tail_bytes > 0 ? " (a torn record and/or stale bytes of a recycled segment file)" : "");
 
   // Long-term storage: ship sealed chunks to the store in the background.
   auto master_key = codec::MasterKey::parse_hex(identity->master_key);
-  if (!master_key) return fail("the data directory's HORIZON_KEY is not usable: " + master_key.error().message);
+  if (!master_key) return refuse("the data directory's HORIZON_KEY is not usable: " + master_key.error().message);
   ShipperMetrics shipper_metrics(registry);
   ShipperOptions shipper_options;
   shipper_options.backoff_max =

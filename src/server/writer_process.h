@@ -48,8 +48,18 @@ std::string default_data_dir();
 // never returns from run_writer.
 inline constexpr int kExitStorageFailed = 74;
 
+// The exit status of a start refused for a reason only the operator can
+// change (EX_CONFIG): a flag, a descriptor limit too low, a store that
+// belongs to another Writer or a data directory bound to another store, a
+// damaged identity or discovery record. A supervisor should not restart it
+// (contrib/systemd: RestartPreventExitStatus=78).
+inline constexpr int kExitRefused = 78;
+
 // Returns the process exit status: 0 after a clean shutdown (SIGINT or
-// SIGTERM), 1 when it cannot start or the shutdown checkpoint fails.
+// SIGTERM); kExitRefused when a start is refused; 1 when it cannot start
+// for a reason a restart may cure (the store or a port not reachable yet,
+// the lock of a Writer still exiting, an I/O error, damage the storage
+// engine found) or the shutdown checkpoint fails.
 int run_writer(WriterOptions options);
 
 // How the open-file limit (RLIMIT_NOFILE) is shared: connection caps of the

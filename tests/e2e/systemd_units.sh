@@ -108,6 +108,22 @@ if wait_log "$TMP/writer-unit.log" "ready: api" "2: the Writer starts"; then
   wait "$PUSHER_WAITER" 2>/dev/null
 fi
 UNIT=horizon-writer.service
+# --- 4. exit statuses the unit restarts, and the one it does not ------------
+# A start that may succeed later (the API port is taken: by the running
+# Writer) exits with a status Restart=on-failure restarts; a refused start
+# (a flag) with the unit's RestartPreventExitStatus.
+EXEC=$(unit_key $UNIT ExecStart)
+EXEC=${EXEC//\/var\/lib\/event-horizon/$TMP/state/second}
+EXEC=${EXEC//\/usr\/local\/bin\/horizon/$HORIZON}
+run_unit $UNIT "$TMP/busy.log" --api "$(sed -n 's/.*ready: api https:\/\/\([^ ]*\) .*/\1/p' "$TMP/writer-unit.log" | tail -1)" \
+  --pubsub 127.0.0.1:0 --metrics 127.0.0.1:0
+wait "$UNIT_PID"; rc=$?
+check "4: a port in use exits 1, which the unit restarts ($(tail -1 "$TMP/busy.log"))" 1 "$rc"
+run_unit $UNIT "$TMP/refused.log" --sync-pacing 0.5 --api 127.0.0.1:0 --pubsub 127.0.0.1:0 --metrics 127.0.0.1:0
+wait "$UNIT_PID"; rc=$?
+check "4: a refused start exits with the unit's RestartPreventExitStatus ($(tail -1 "$TMP/refused.log"))" \
+  "$(unit_key $UNIT RestartPreventExitStatus)" "$rc"
+
 [ "$(unit_key $UNIT KillSignal)" = SIGTERM ] || fail "2: the Writer's KillSignal is SIGTERM"
 sigterm_wait "$WRITER_UNIT_PID" "$(unit_key $UNIT TimeoutStopSec)" "2: the Writer"
 check "2: the Writer exits 0 on SIGTERM ($(tail -2 "$TMP/writer-unit.log"))" 0 "$STOP_RC"

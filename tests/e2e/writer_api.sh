@@ -270,7 +270,7 @@ unset HORIZON_DATA
 
 # --- a second Writer on the same data directory is refused
 out=$("$HORIZON" writer --data "$DATA" --api 127.0.0.1:0 --metrics 127.0.0.1:0 2>&1); rc=$?
-check "second writer exit" "1" "$rc"; contains "second writer message" "in use by another Writer" "$out"
+check "second writer exit (1: the lock may be released soon)" "1" "$rc"; contains "second writer message" "in use by another Writer" "$out"
 
 # --- --io-threads: at least 2 (checked before anything starts)
 out=$("$HORIZON" writer --data "$TMP/iot" --io-threads 1 --api 127.0.0.1:0 --metrics 127.0.0.1:0 2>&1); rc=$?
@@ -284,10 +284,10 @@ for bad in 0.5 11 -1; do
   [ ! -e "$TMP/pace" ] && pass || fail "--sync-pacing $bad created the data directory"
 done
 out=$("$HORIZON" writer --data "$TMP/ckpt" --checkpoint-bytes 65535 --api 127.0.0.1:0 --metrics 127.0.0.1:0 2>&1); rc=$?
-check "--checkpoint-bytes 65535 exit" "1" "$rc"; contains "--checkpoint-bytes message" "below the minimum of 65536" "$out"
+check "--checkpoint-bytes 65535 exit (78: refused)" "78" "$rc"; contains "--checkpoint-bytes message" "below the minimum of 65536" "$out"
 [ ! -e "$TMP/ckpt" ] && pass || fail "--checkpoint-bytes 65535 created the data directory"
 out=$("$HORIZON" writer --data "$TMP/badapi" --api nonsense --metrics 127.0.0.1:0 2>&1); rc=$?
-check "bad --api exit" "1" "$rc"; contains "bad --api message" "is not host:port" "$out"
+check "bad --api exit (78: refused)" "78" "$rc"; contains "bad --api message" "is not host:port" "$out"
 [ ! -e "$TMP/badapi" ] && pass || fail "bad --api created the data directory"
 
 # --- graceful shutdown and restart without re-bootstrap
@@ -302,7 +302,10 @@ check "data survives restart" "2502" "$(printf '%s' "$BODY" | grep -c '')"
 
 # --- another data directory on the same store is refused, nothing written
 out=$("$HORIZON" writer --data "$TMP/other" --store "file://$DATA/store" --api 127.0.0.1:0 --metrics 127.0.0.1:0 2>&1); rc=$?
-check "foreign store exit" "1" "$rc"; contains "foreign store message" "already belongs to Writer" "$out"
+check "foreign store exit (78: refused, not to be restarted)" "78" "$rc"
+contains "foreign store message" "already belongs to Writer" "$out"
+out=$("$HORIZON" writer --data "$TMP/other" --sync-pacing 0.5 --api 127.0.0.1:0 --metrics 127.0.0.1:0 2>&1); rc=$?
+check "a refused flag exits 78" "78" "$rc"; contains "a refused flag: the message" "--sync-pacing 0.5 must be" "$out"
 [ ! -e "$TMP/other/client.env" ] && pass || fail "refused bootstrap wrote client.env"
 
 # --- path traversal (E5): names never became paths; nothing outside the data directory
