@@ -18,6 +18,18 @@ listen, target, probability, seed = int(sys.argv[1]), int(sys.argv[2]), float(sy
 rng = random.Random(seed)
 lock = threading.Lock()
 counts = {"forwarded": 0, "drop": 0, "delay": 0, "http503": 0, "duplicate": 0, "lost_reply": 0}
+KINDS = ["drop", "delay", "http503", "duplicate", "lost_reply"]
+deck = []  # the kinds of the next faults: every kind once per round, in random order
+
+
+def next_fault():
+    """The kind of the next fault. Dealt from shuffled rounds of all kinds, so
+    that any 5 faults in a row cover every kind (drawn independently, a run
+    of 17 faults missed one about 1 time in 9)."""
+    if not deck:
+        deck.extend(KINDS)
+        rng.shuffle(deck)
+    return deck.pop()
 
 
 def forward(body, path):
@@ -38,7 +50,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         with lock:
-            fault = rng.choice(["drop", "delay", "http503", "duplicate", "lost_reply"]) if rng.random() < probability else None
+            fault = next_fault() if rng.random() < probability else None
             counts[fault or "forwarded"] += 1
         if fault == "drop":
             self.close_connection = True
