@@ -9,6 +9,7 @@
 #include "net/tls.h"
 #include "server/api.h"
 #include "server/bootstrap.h"
+#include "server/service_notify.h"
 #include "server/shipper.h"
 #include "pubsub/server.h"
 #include "store/object_store.h"
@@ -443,9 +444,16 @@ int run_writer(WriterOptions o) {
                identity->writer_id, advertised(o.advertise, (*api)->port()), api_host, (*api)->port(),
                pubsub_address, metrics_host, (*metrics_server)->port(), o.data_dir,
                (*store)->describe());
+  // Every listener accepts connections now: a Type=notify unit's dependents may start.
+  if (auto n = notify_service_manager(
+          fmt::format("READY=1\nSTATUS=ready: api https://{}", advertised(o.advertise, (*api)->port())));
+      !n) {
+    spdlog::warn("cannot tell the service manager that the Writer is ready: {}", n.error().message);
+  }
 
   int sig = 0;
   sigwait(&signals, &sig);
+  (void)notify_service_manager("STOPPING=1");
   if (storage_failed.load()) {
     // Nothing is left to save (everything acknowledged is in the WAL) and
     // nothing may wait on the store or the disk: answer what is in flight,

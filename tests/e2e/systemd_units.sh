@@ -50,9 +50,26 @@ EXEC=${EXEC//\/var\/lib\/event-horizon/$data}
 EXEC=${EXEC//\/usr\/local\/bin\/horizon/$HORIZON}
 check "2: StateDirectory is the data directory of ExecStart" "event-horizon" "$(unit_key $UNIT StateDirectory)"
 mkdir -p "$TMP/state" && mkdir -m "$(unit_key $UNIT StateDirectoryMode)" "$data"
+# Type=notify: a service manager's socket gets READY=1 once the API answers.
+check "2: the Writer's unit waits for its readiness" notify "$(unit_key $UNIT Type)"
+python3 -c "
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+print('listening', flush=True)
+while True:
+    print(s.recv(4096).decode().replace(chr(10), ' '), flush=True)" "$TMP/notify.sock" >"$TMP/notify.out" &
+MANAGER=$!
+for _ in $(seq 1 50); do grep -q listening "$TMP/notify.out" 2>/dev/null && break; sleep 0.05; done
 # On free loopback ports (the unit's defaults, 9092 and up, may be taken here).
-run_unit $UNIT "$TMP/writer-unit.log" --api 127.0.0.1:0 --pubsub 127.0.0.1:0 --metrics 127.0.0.1:0
+NOTIFY_SOCKET=$TMP/notify.sock run_unit $UNIT "$TMP/writer-unit.log" --api 127.0.0.1:0 --pubsub 127.0.0.1:0 \
+  --metrics 127.0.0.1:0
 WRITER_UNIT_PID=$UNIT_PID
+for _ in $(seq 1 200); do grep -q READY=1 "$TMP/notify.out" && break; sleep 0.05; done
+api_at=$(sed -n 's/.*ready: api https:\/\/\([^ ]*\) .*/\1/p' "$TMP/writer-unit.log" | tail -1)
+code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$data/ca.pem" "https://$api_at/health")
+contains "2: the service manager was told READY=1" "READY=1 STATUS=ready: api https://" "$(cat "$TMP/notify.out")"
+check "2: at READY=1 the API answers" 200 "$code"
 if wait_log "$TMP/writer-unit.log" "ready: api" "2: the Writer starts"; then
   pass
   out=$(HORIZON_DATA=$data "$HORIZON" stream-create /svc 2>&1); rc=$?
@@ -127,6 +144,8 @@ check "4: a refused start exits with the unit's RestartPreventExitStatus ($(tail
 [ "$(unit_key $UNIT KillSignal)" = SIGTERM ] || fail "2: the Writer's KillSignal is SIGTERM"
 sigterm_wait "$WRITER_UNIT_PID" "$(unit_key $UNIT TimeoutStopSec)" "2: the Writer"
 check "2: the Writer exits 0 on SIGTERM ($(tail -2 "$TMP/writer-unit.log"))" 0 "$STOP_RC"
+contains "2: the service manager was told STOPPING=1" "STOPPING=1" "$(cat "$TMP/notify.out")"
+kill "$MANAGER" 2>/dev/null; wait "$MANAGER" 2>/dev/null
 grep -q "clean shutdown complete" "$TMP/writer-unit.log" && pass || fail "2: no clean shutdown in the log"
 token=$(sed -n 's/^HORIZON_TOKEN=//p' "$data/client.env" 2>/dev/null)
 [ -n "$token" ] && not_contains "2: no token in the log" "$token" "$(cat "$TMP/writer-unit.log")"
