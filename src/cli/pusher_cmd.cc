@@ -12,21 +12,47 @@
 #include <fmt/format.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
-#include <unistd.h>
 
 #include <condition_variable>
 #include <csignal>
 #include <cstdlib>
+#include <curl/curl.h>
 #include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <unistd.h>
 
 namespace horizon::cli {
 
 namespace {
+
+// What is wrong with the application's URL as libcurl reads it, if anything
+// (before, only the scheme was checked, and "https://[::1/x" was retried
+// forever).
+std::optional<std::string> endpoint_problem(const std::string& url) {
+  CURLU* u = curl_url();
+  if (u == nullptr) return std::string("libcurl failed to initialize");
+  std::optional<std::string> problem;
+  if (const CURLUcode rc = curl_url_set(u, CURLUPART_URL, url.c_str(), 0); rc != CURLUE_OK) {
+    problem = curl_url_strerror(rc);
+  } else {
+    char* scheme = nullptr;
+    char* host = nullptr;
+    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
+    if (scheme == nullptr || (std::string_view(scheme) != "http" && std::string_view(scheme) != "https")) {
+      problem = fmt::format("the scheme is {}", scheme == nullptr ? "missing" : scheme);
+    } else if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || host == nullptr || *host == '\0') {
+      problem = "no host";
+    }
+    curl_free(scheme);
+    curl_free(host);
+  }
+  curl_url_cleanup(u);
+  return problem;
+}
 
 // A small pool that forwards proxy requests to the Writer (blocking HTTPS
 // calls must not run on the HTTP server's I/O threads).
@@ -135,8 +161,8 @@ int run_pusher(const ClientFlags& flags, const PusherCommand& cmd) {
     spdlog::error("{}", m);
     return 1;
   };
-  if (cmd.endpoint.rfind("http://", 0) != 0 && cmd.endpoint.rfind("https://", 0) != 0) {
-    return fail(fmt::format("--endpoint \"{}\" must be an http:// or https:// URL", cmd.endpoint));
+  if (auto problem = endpoint_problem(cmd.endpoint)) {
+    return fail(fmt::format("--endpoint \"{}\" must be an http:// or https:// URL: {}", cmd.endpoint, *problem));
   }
   auto cfg = resolve_client_config(flags);
   if (!cfg) return fail(cfg.error().message);

@@ -263,6 +263,12 @@ out=$(HORIZON_DATA="" STORE="file://$TMP/mitm/store" HORIZON_TOKEN=$TOKEN "$HORI
 [ $rc -ne 0 ] && pass || fail "cli accepted a damaged discovery record"
 check "damaged discovery refusal is one line" 1 "$(printf '%s\n' "$out" | wc -l)"
 contains "cli names the damaged field" 'discovery record: "api" is not a string' "$out"
+# A Pusher's --endpoint that libcurl cannot use is refused at start, never retried.
+for endpoint in notaurl ftp://x/y 'https://[::1/x' 'http://a b/push'; do
+  out=$(timeout 10 "$HORIZON" pusher --endpoint "$endpoint" --proxy off 2>&1); rc=$?
+  check "pusher --endpoint $endpoint exits 1 at once" 1 "$rc"
+  contains "pusher --endpoint $endpoint: the message" "--endpoint \"$endpoint\" must be an http:// or https:// URL: " "$out"
+done
 for sub in writer stream-create stream-append stream-appendfromfile stream-liveread stream-subscribe ca-rotate; do
   "$HORIZON" "$sub" --help >/dev/null 2>&1 && pass || fail "$sub --help"
 done
