@@ -161,17 +161,23 @@ int run_pusher(const ClientFlags& flags, const PusherCommand& cmd) {
     spdlog::error("{}", m);
     return 1;
   };
+  // Refused until the operator changes something (a flag, the
+  // configuration): the status a supervisor does not restart.
+  auto refuse = [](const std::string& m) {
+    spdlog::error("{}", m);
+    return server::kExitRefused;
+  };
   if (auto problem = endpoint_problem(cmd.endpoint)) {
-    return fail(fmt::format("--endpoint \"{}\" must be an http:// or https:// URL: {}", cmd.endpoint, *problem));
+    return refuse(fmt::format("--endpoint \"{}\" must be an http:// or https:// URL: {}", cmd.endpoint, *problem));
   }
   auto cfg = resolve_client_config(flags);
-  if (!cfg) return fail(cfg.error().message);
+  if (!cfg) return cfg.error().code == errc::invalid_argument ? refuse(cfg.error().message) : fail(cfg.error().message);
   // One store for chunks and the discovery record: stopping cancels both.
   std::shared_ptr<store::ObjectStore> store = cfg->locator->store();
   std::shared_ptr<codec::MasterKey> key;
   if (!cfg->key.empty()) {
     auto k = codec::MasterKey::parse_hex(cfg->key);
-    if (!k) return fail("HORIZON_KEY: " + k.error().message);
+    if (!k) return refuse("HORIZON_KEY: " + k.error().message);
     key = std::make_shared<codec::MasterKey>(std::move(*k));
   }
   const ClientConfig config = *cfg;
@@ -230,7 +236,8 @@ int run_pusher(const ClientFlags& flags, const PusherCommand& cmd) {
   if (!cmd.proxy.empty() && cmd.proxy != "off") {
     std::string phost;
     std::uint16_t pport = 0;
-    if (!server::split_host_port(cmd.proxy, phost, pport)) return fail(fmt::format("--proxy \"{}\" is not host:port", cmd.proxy));
+    if (!server::split_host_port(cmd.proxy, phost, pport))
+      return refuse(fmt::format("--proxy \"{}\" is not host:port", cmd.proxy));
     forwarder = std::make_unique<Forwarder>(config, 4);
     net::HttpServerOptions ho;
     ho.address = phost;

@@ -116,6 +116,20 @@ if wait_log "$TMP/writer-unit.log" "ready: api" "2: the Writer starts"; then
       "http://127.0.0.1:$proxy_port/writer/append")
     check "3: an append through the Pusher's writer proxy" 201 "$code"
   fi
+  # A refused Pusher (an endpoint libcurl cannot use) exits with the unit's
+  # RestartPreventExitStatus.
+  (
+    set -a
+    source "$TMP/pusher-app.env"
+    set +a
+    PUSH_ENDPOINT='https://[::1/x'
+    EXEC=$(eval "echo \"$EXEC\"")
+    run_unit $UNIT "$TMP/pusher-refused.log"
+    wait "$UNIT_PID"
+    echo $? >"$TMP/pusher-refused.rc"
+  )
+  check "3: a refused Pusher exits with the unit's RestartPreventExitStatus ($(tail -1 "$TMP/pusher-refused.log"))" \
+    "$(unit_key $UNIT RestartPreventExitStatus)" "$(cat "$TMP/pusher-refused.rc")"
   limit=$(unit_key $UNIT TimeoutStopSec)
   kill -"$(unit_key $UNIT KillSignal | sed 's/^SIG//')" "$UNIT_PID"
   for _ in $(seq 1 $((limit * 10))); do [ -s "$TMP/pusher.rc" ] && break; sleep 0.1; done

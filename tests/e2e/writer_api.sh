@@ -266,7 +266,7 @@ contains "cli names the damaged field" 'discovery record: "api" is not a string'
 # A Pusher's --endpoint that libcurl cannot use is refused at start, never retried.
 for endpoint in notaurl ftp://x/y 'https://[::1/x' 'http://a b/push'; do
   out=$(timeout 10 "$HORIZON" pusher --endpoint "$endpoint" --proxy off 2>&1); rc=$?
-  check "pusher --endpoint $endpoint exits 1 at once" 1 "$rc"
+  check "pusher --endpoint $endpoint exits 78 (refused) at once" 78 "$rc"
   contains "pusher --endpoint $endpoint: the message" "--endpoint \"$endpoint\" must be an http:// or https:// URL: " "$out"
 done
 for sub in writer stream-create stream-append stream-appendfromfile stream-liveread stream-subscribe ca-rotate; do
