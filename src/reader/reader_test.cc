@@ -4,6 +4,7 @@
 
 #include "reader/reader.h"
 
+#include "codec/chunk_codec.h"
 #include "core/store_keys.h"
 #include "server/shipper.h"
 #include "wal/failpoint.h"
@@ -13,14 +14,14 @@
 #include "writer/test_util.h"
 
 #include <gtest/gtest.h>
-#include <sys/stat.h>
 
-#include <filesystem>
-#include <fstream>
 #include <chrono>
 #include <condition_variable>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <mutex>
+#include <sys/stat.h>
 
 namespace horizon::reader {
 namespace {
@@ -398,6 +399,57 @@ TEST(Shipper, AChunkThatCannotShipDoesNotHoldBackTheOthers) {
   ASSERT_TRUE(again) << again.error().message;
   EXPECT_EQ(*again, 1u);
   EXPECT_TRUE(w.engine->ship_queue().empty());
+}
+
+// The store already holds the first queued chunk's key. With the same
+// lines (an upload whose mark a crash cut) it is marked shipped without a
+// second upload; with other lines (another history of this data directory:
+// a restored older backup) it is never overwritten and the chunk stays
+// queued with a conflict; an object that does not decode (a damaged body a
+// faulty store kept) is uploaded again.
+TEST(Shipper, AnObjectAlreadyUnderTheChunksKeyIsMarkedRefusedOrReplaced) {
+  enum Case { same_lines, other_lines, undecodable };
+  for (const Case c : {same_lines, other_lines, undecodable}) {
+    World w;
+    w.fill_a_and_s();
+    const auto job = w.engine->ship_queue().front();
+    const std::string key = chunk_key(job.stream, job.chunk_no);
+    const codec::ChunkId id{job.stream.str(), job.chunk_no};
+    std::string raw = w.engine->read_sealed_chunk(job.stream, job.chunk_no).value();
+    if (c == other_lines) raw.replace(raw.size() - 3, 2, "zz");  // another history's last line
+    const std::string planted =
+        c == undecodable ? std::string("not a chunk object") : codec::encode_chunk(w.key, id, raw).value();
+    ASSERT_TRUE(w.store->put(key, planted));
+    int puts_of_key = 0;
+    HookedStore counting(*w.store, [&](const std::string& k) -> Result<void> {
+      if (k == key) ++puts_of_key;
+      return {};
+    });
+    server::Shipper shipper(*w.engine, counting, w.key, {}, nullptr);
+    auto r = shipper.ship_pending();
+    const auto stored = w.store->get(key).value().value();
+    if (c == other_lines) {
+      ASSERT_FALSE(r);
+      EXPECT_EQ(r.error().code, errc::conflict);
+      EXPECT_NE(r.error().message.find("the store already holds " + key + " with other lines"), std::string::npos)
+          << r.error().message;
+      EXPECT_EQ(stored, planted) << "not overwritten";
+      EXPECT_EQ(puts_of_key, 0);
+      ASSERT_EQ(w.engine->ship_queue().size(), 1u) << "the others shipped; this one stays queued";
+      EXPECT_EQ(w.engine->ship_queue().front().chunk_no, job.chunk_no);
+      EXPECT_TRUE(w.engine->read_sealed_chunk(job.stream, job.chunk_no)) << "still held locally";
+      continue;
+    }
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_TRUE(w.engine->ship_queue().empty());
+    if (c == same_lines) {
+      EXPECT_EQ(puts_of_key, 0) << "marked without a second upload";
+      EXPECT_EQ(stored, planted);
+    } else {
+      EXPECT_EQ(puts_of_key, 1) << "an object that does not decode is uploaded again";
+      EXPECT_EQ(codec::decode_chunk(w.key, id, stored).value(), raw);
+    }
+  }
 }
 
 // RELIABILITY A6 for shipping: a local chunk file damaged on disk (here

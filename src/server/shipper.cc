@@ -35,6 +35,30 @@ Result<void> Shipper::ship_one(const writer::ShipJob& job) {
   auto object = codec::encode_chunk(key_, id, *raw);
   if (!object) return object.error();
   const std::string key = chunk_key(job.stream, job.chunk_no);
+  // A sealed chunk never changes, so the store holds it already only when
+  // an upload of it was not marked (a crash in between): the same lines,
+  // marked now without a second upload. Other lines under its key come
+  // from another history of this data directory (a restored older backup,
+  // a copy started elsewhere on the same store): overwriting them would
+  // destroy acknowledged lines, so the chunk stays queued and the error
+  // says why. An object that does not decode is no one's lines: a store
+  // that kept a damaged body of an earlier upload, or a damaged read of it
+  // (RELIABILITY B2); it is replaced (the read-back below checks the new
+  // one).
+  auto existing = store_.get(key);
+  if (!existing) return existing.error();
+  if (*existing) {
+    auto theirs = codec::decode_chunk(key_, id, **existing);
+    if (theirs && *theirs == *raw) return mark_shipped(job, raw->size(), (*existing)->size());
+    if (theirs) {
+      return Error::make(errc::conflict,
+                         fmt::format("the store already holds {} with other lines ({} bytes, {} here): another "
+                                     "history of this data directory shipped it (a restored older backup, or a copy "
+                                     "started elsewhere on the same store); not overwritten",
+                                     key, theirs->size(), raw->size()));
+    }
+    spdlog::warn("{} is in the store but does not decode ({}); uploading it again", key, theirs.error().message);
+  }
   if (auto r = store_.put(key, *object); !r) return r.error();
   // Verify before the local copy may go: read back and decode.
   auto back = store_.get(key);
@@ -44,11 +68,15 @@ Result<void> Shipper::ship_one(const writer::ShipJob& job) {
   if (!decoded) return Error::make(errc::corruption, fmt::format("{} does not read back: {}", key, decoded.error().message));
   if (*decoded != *raw) return Error::make(errc::corruption, fmt::format("{} reads back different bytes", key));
   if (auto r = failpoint::hit("ship.after_upload_before_mark"); !r) return r.error();
+  return mark_shipped(job, raw->size(), object->size());
+}
+
+Result<void> Shipper::mark_shipped(const writer::ShipJob& job, std::size_t raw_bytes, std::size_t stored_bytes) {
   if (auto r = engine_.mark_shipped_sync(job.stream, job.chunk_no); !r) return r.error();
   if (metrics_ != nullptr) {
     metrics_->shipped.inc();
-    metrics_->raw_bytes.inc(raw->size());
-    metrics_->stored_bytes.inc(object->size());
+    metrics_->raw_bytes.inc(raw_bytes);
+    metrics_->stored_bytes.inc(stored_bytes);
   }
   return {};
 }

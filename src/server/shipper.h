@@ -4,9 +4,15 @@
 // by reading it back and decoding it, marks it shipped durably (a WAL
 // commit), and only then lets the engine free its local copy.
 //
-// Idempotent at every step: a crash before the mark re-ships the chunk on
-// the next start (the object is replaced by an equally readable one); a
-// crash after the mark finds nothing left to do. While the store is down it
+// Idempotent at every step: a crash before the mark finds the object in
+// the store at the next start, with the same lines, and marks it without a
+// second upload; a crash after the mark finds nothing left to do. An object
+// under the chunk's key with other lines (another history of this data
+// directory: a restored older backup, or a copy started elsewhere on the
+// same store) is never overwritten: the chunk stays queued with a conflict
+// error (RELIABILITY A2: no chunk shipped twice with different bytes). One
+// that does not decode (a damaged body a faulty store kept) is uploaded
+// again. While the store is down it
 // retries forever with capped exponential backoff and full jitter; appends
 // are never affected (they only touch the local disk).
 //
@@ -75,6 +81,8 @@ class Shipper {
 
  private:
   Result<void> ship_one(const writer::ShipJob& job);
+  // The chunk is in the store, verified: the engine may free it.
+  Result<void> mark_shipped(const writer::ShipJob& job, std::size_t raw_bytes, std::size_t stored_bytes);
   void loop();
 
   writer::Engine& engine_;
