@@ -157,27 +157,18 @@ int run_pusher(const ClientFlags& flags, const PusherCommand& cmd) {
       t.join();
     }
   } release{signal_thread, *hook};
-  auto fail = [](const std::string& m) {
-    spdlog::error("{}", m);
-    return 1;
-  };
-  // Refused until the operator changes something (a flag, the
-  // configuration): the status a supervisor does not restart.
-  auto refuse = [](const std::string& m) {
-    spdlog::error("{}", m);
-    return server::kExitRefused;
-  };
   if (auto problem = endpoint_problem(cmd.endpoint)) {
-    return refuse(fmt::format("--endpoint \"{}\" must be an http:// or https:// URL: {}", cmd.endpoint, *problem));
+    return server::start_refused(
+        fmt::format("--endpoint \"{}\" must be an http:// or https:// URL: {}", cmd.endpoint, *problem));
   }
   auto cfg = resolve_client_config(flags);
-  if (!cfg) return cfg.error().code == errc::invalid_argument ? refuse(cfg.error().message) : fail(cfg.error().message);
+  if (!cfg) return server::start_failed(cfg.error());
   // One store for chunks and the discovery record: stopping cancels both.
   std::shared_ptr<store::ObjectStore> store = cfg->locator->store();
   std::shared_ptr<codec::MasterKey> key;
   if (!cfg->key.empty()) {
     auto k = codec::MasterKey::parse_hex(cfg->key);
-    if (!k) return refuse("HORIZON_KEY: " + k.error().message);
+    if (!k) return server::start_refused("HORIZON_KEY: " + k.error().message);
     key = std::make_shared<codec::MasterKey>(std::move(*k));
   }
   const ClientConfig config = *cfg;
@@ -237,7 +228,7 @@ int run_pusher(const ClientFlags& flags, const PusherCommand& cmd) {
     std::string phost;
     std::uint16_t pport = 0;
     if (!server::split_host_port(cmd.proxy, phost, pport))
-      return refuse(fmt::format("--proxy \"{}\" is not host:port", cmd.proxy));
+      return server::start_refused(fmt::format("--proxy \"{}\" is not host:port", cmd.proxy));
     forwarder = std::make_unique<Forwarder>(config, 4);
     net::HttpServerOptions ho;
     ho.address = phost;
@@ -269,7 +260,7 @@ int run_pusher(const ClientFlags& flags, const PusherCommand& cmd) {
         respond(std::move(r));
       });
     });
-    if (!server) return fail(server.error().message);
+    if (!server) return server::start_failed(server.error().message);
     proxy = std::move(*server);
     spdlog::info("writer proxy on http://{}:{}", phost, proxy->port());
   }
@@ -305,7 +296,7 @@ int run_pusher(const ClientFlags& flags, const PusherCommand& cmd) {
   if (notifications) notifications->close();
   hook->finish();  // before the Pusher goes away: a late signal or stdin EOF does nothing
   if (stdin_thread.joinable()) stdin_thread.detach();  // blocked in read(); the process exits now
-  if (!r) return fail(r.error().message);
+  if (!r) return server::start_failed(r.error().message);
   return 0;
 }
 

@@ -79,31 +79,26 @@ std::string certificate_validity_text(std::string_view cert_pem) {
   return "valid until " + Timestamp{static_cast<std::int64_t>(v->not_after) * 1000}.to_string();
 }
 
-// A start that fails for a reason a restart may cure (a store or port not
-// reachable yet, the lock of a Writer still exiting, an I/O error): 1.
-int fail(const std::string& what) {
-  spdlog::error("{}", what);
-  return 1;
-}
-
-// A start refused for a reason only the operator can change (a flag, the
-// descriptor limit, a store that belongs to another Writer, a damaged
-// identity): kExitRefused, which a supervisor does not restart.
-int refuse(const std::string& what) {
-  spdlog::error("{}", what);
-  return kExitRefused;
-}
-
-int fail(const Error& e) {
-  const bool refused = e.code == errc::invalid_argument || e.code == errc::conflict || e.code == errc::corruption;
-  return refused ? refuse(e.message) : fail(e.message);
-}
-
 std::string advertised(const std::string& host, std::uint16_t port) {
   return host.find(':') != std::string::npos ? fmt::format("[{}]:{}", host, port) : fmt::format("{}:{}", host, port);
 }
 
 }  // namespace
+
+int start_failed(const std::string& what) {
+  spdlog::error("{}", what);
+  return 1;
+}
+
+int start_refused(const std::string& what) {
+  spdlog::error("{}", what);
+  return kExitRefused;
+}
+
+int start_failed(const Error& e) {
+  const bool refused = e.code == errc::invalid_argument || e.code == errc::conflict || e.code == errc::corruption;
+  return refused ? start_refused(e.message) : start_failed(e.message);
+}
 
 int run_writer(WriterOptions o) {
   // Sealed chunks go through several 8 MiB buffers each (read, encode, read
@@ -131,33 +126,34 @@ int run_writer(WriterOptions o) {
   }
   std::string api_host, pubsub_host, metrics_host;
   std::uint16_t api_port = 0, pubsub_port = 0, metrics_port = 0;
-  if (!split_host_port(o.api, api_host, api_port)) return refuse(fmt::format("--api \"{}\" is not host:port", o.api));
+  if (!split_host_port(o.api, api_host, api_port))
+    return start_refused(fmt::format("--api \"{}\" is not host:port", o.api));
   if (o.commit_on != "io" && o.commit_on != "thread") {
-    return refuse(fmt::format("--commit-on \"{}\" must be io or thread", o.commit_on));
+    return start_refused(fmt::format("--commit-on \"{}\" must be io or thread", o.commit_on));
   }
-  if (o.io_threads < 2) return refuse(fmt::format("--io-threads {} must be at least 2", o.io_threads));
+  if (o.io_threads < 2) return start_refused(fmt::format("--io-threads {} must be at least 2", o.io_threads));
   if (!(o.sync_pacing == 0 || (o.sync_pacing >= 1 && o.sync_pacing <= 10))) {
-    return refuse(fmt::format("--sync-pacing {} must be 0 (off) or from 1 to 10", o.sync_pacing));
+    return start_refused(fmt::format("--sync-pacing {} must be 0 (off) or from 1 to 10", o.sync_pacing));
   }
   const bool pubsub_enabled = o.pubsub != "off";
   if (pubsub_enabled && !split_host_port(o.pubsub, pubsub_host, pubsub_port)) {
-    return refuse(fmt::format("--pubsub \"{}\" is not host:port", o.pubsub));
+    return start_refused(fmt::format("--pubsub \"{}\" is not host:port", o.pubsub));
   }
   if (!split_host_port(o.metrics, metrics_host, metrics_port)) {
-    return refuse(fmt::format("--metrics \"{}\" is not host:port", o.metrics));
+    return start_refused(fmt::format("--metrics \"{}\" is not host:port", o.metrics));
   }
   if (!(o.activity_interval_seconds >= 0.01 && o.activity_interval_seconds <= 3600)) {
-    return refuse(
+    return start_refused(
         fmt::format("--activity-interval {} must be between 0.01 and 3600 seconds", o.activity_interval_seconds));
   }
   if (!(o.ship_backoff_max_seconds >= 0.2 && o.ship_backoff_max_seconds <= 3600)) {
-    return refuse(
+    return start_refused(
         fmt::format("--ship-backoff-max {} must be between 0.2 and 3600 seconds", o.ship_backoff_max_seconds));
   }
   if (o.chunk_size < 1024)
-    return refuse(fmt::format("--chunk-size {} is below the minimum of 1024 bytes", o.chunk_size));
+    return start_refused(fmt::format("--chunk-size {} is below the minimum of 1024 bytes", o.chunk_size));
   if (o.checkpoint_bytes < kMinCheckpointBytes) {
-    return refuse(
+    return start_refused(
         fmt::format("--checkpoint-bytes {} is below the minimum of {} bytes", o.checkpoint_bytes, kMinCheckpointBytes));
   }
 
@@ -172,7 +168,7 @@ int run_writer(WriterOptions o) {
                                      ? static_cast<std::uint64_t>(nofile.rlim_cur)
                                      : std::numeric_limits<std::uint64_t>::max();
   auto fds = plan_descriptors(fd_limit, wanted);
-  if (!fds) return refuse(fds.error().message);
+  if (!fds) return start_refused(fds.error().message);
   if (!(*fds == wanted)) {
     spdlog::warn("the open-file limit is {}: connection caps lowered to API {}, pub/sub {}, metrics {}, and {} open "
                  "chunk files (raise the limit above {} for the full caps: `ulimit -n`, systemd LimitNOFILE=)",
@@ -183,7 +179,7 @@ int run_writer(WriterOptions o) {
   // Flags are valid: only now touch the file system.
   if (o.data_dir.empty()) o.data_dir = default_data_dir();
   if (auto made = wal::make_dirs_durably(o.data_dir); !made) {
-    return fail(fmt::format("cannot create data directory {}: {}", o.data_dir, made.error().message));
+    return start_failed(fmt::format("cannot create data directory {}: {}", o.data_dir, made.error().message));
   }
   std::error_code ec;
   o.data_dir = std::filesystem::canonical(o.data_dir, ec).string();
@@ -193,12 +189,12 @@ int run_writer(WriterOptions o) {
   }
 
   auto lock = wal::DirLock::acquire(o.data_dir);
-  if (!lock) return fail(lock.error().message);
+  if (!lock) return start_failed(lock.error().message);
   auto store = store::open_store(o.store_url);
-  if (!store) return fail(store.error());
+  if (!store) return start_failed(store.error());
   BootstrapConfig bc{o.data_dir, o.store_url, o.advertise};
   auto identity = bootstrap_or_load(bc, **store);
-  if (!identity) return fail(identity.error());
+  if (!identity) return start_failed(identity.error());
   if (identity->fresh) {
     spdlog::info("bootstrapped a new Writer {} in {}: client credentials are in {}/client.env (mode 0600), the CA "
                  "certificate in {}/ca.pem",
@@ -211,13 +207,13 @@ int run_writer(WriterOptions o) {
   // TLS credentials the listeners present; replaced when the certificate is
   // renewed while the Writer runs (check_certificates below).
   auto credentials = net::ServerCredentials::make(identity->server_cert_pem, identity->server_key_pem);
-  if (!credentials) return fail(credentials.error().message);
+  if (!credentials) return start_failed(credentials.error().message);
 
   metrics::Registry registry;
   auto& sync_latency = registry.histogram("horizon_wal_sync_duration_seconds", "Duration of WAL fdatasync calls",
                                           metrics::latency_buckets());
   auto fs = wal::open_posix_fs(o.data_dir);
-  if (!fs) return fail(fs.error().message);
+  if (!fs) return start_failed(fs.error().message);
   std::atomic<bool> storage_failed{false};
   writer::EngineOptions eo;
   eo.server = o.advertise;
@@ -270,7 +266,7 @@ int run_writer(WriterOptions o) {
     if (Shipper* s = ship_now.load(std::memory_order_acquire)) s->wake();
   };
   auto engine = writer::Engine::open(**fs, eo);
-  if (!engine) return fail(engine.error().message);
+  if (!engine) return start_failed(engine.error().message);
   const auto& rec = (*engine)->recovery();
   spdlog::info("storage engine ready: {} streams, {} commits replayed, WAL tail cut {} bytes{}",
                (*engine)->stream_names().size(), rec.commits_replayed, rec.torn_tail_bytes,
@@ -278,7 +274,8 @@ int run_writer(WriterOptions o) {
 
   // Long-term storage: ship sealed chunks to the store in the background.
   auto master_key = codec::MasterKey::parse_hex(identity->master_key);
-  if (!master_key) return refuse("the data directory's HORIZON_KEY is not usable: " + master_key.error().message);
+  if (!master_key)
+    return start_refused("the data directory's HORIZON_KEY is not usable: " + master_key.error().message);
   ShipperMetrics shipper_metrics(registry);
   ShipperOptions shipper_options;
   shipper_options.backoff_max =
@@ -296,7 +293,7 @@ int run_writer(WriterOptions o) {
   std::unique_ptr<pubsub::Server> pubsub_server;
   if (pubsub_enabled) {
     auto started = pubsub::Server::start(ps, &registry);
-    if (!started) return fail(started.error().message);
+    if (!started) return start_failed(started.error().message);
     pubsub_server = std::move(*started);
     notifier.store(pubsub_server.get(), std::memory_order_release);
   }
@@ -318,7 +315,7 @@ int run_writer(WriterOptions o) {
                                            {"code"});
   api_opts.on_rejected = [&rejected](const Error& e) { rejected.with({e.wire_code()}).inc(); };
   auto api = net::HttpServer::start(api_opts, make_api_handler(**engine, identity->token, api_metrics, o.commit_on == "io"));
-  if (!api) return fail(api.error().message);
+  if (!api) return start_failed(api.error().message);
 
   net::HttpServerOptions metrics_opts;
   metrics_opts.address = metrics_host;
@@ -338,13 +335,13 @@ int run_writer(WriterOptions o) {
     r.body = registry.render();
     respond(std::move(r));
   });
-  if (!metrics_server) return fail(metrics_server.error().message);
+  if (!metrics_server) return start_failed(metrics_server.error().message);
 
   // Discovery names the ports actually bound (which may have been 0).
   if (auto r = publish_discovery(**store, *identity, advertised(o.advertise, (*api)->port()),
                                  pubsub_server ? pubsub_address : std::string());
       !r) {
-    return fail("cannot publish discovery to the store: " + r.error().message);
+    return start_failed("cannot publish discovery to the store: " + r.error().message);
   }
   // Subscription activity (SPEC §7): every interval, durable like any append.
   std::mutex activity_mu;

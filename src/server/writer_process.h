@@ -55,6 +55,16 @@ inline constexpr int kExitStorageFailed = 74;
 // (contrib/systemd: RestartPreventExitStatus=78).
 inline constexpr int kExitRefused = 78;
 
+// For the starts of `horizon writer` and `horizon pusher`: each logs `what`
+// as an error and returns the exit status. start_failed: 1, a reason a
+// restart may cure (a store, port or Writer not reachable yet, a lock still
+// held, an I/O error). start_refused: kExitRefused. The Error overload
+// classifies by code: invalid_argument, conflict and corruption are refused
+// (a flag, an identity or a configuration only the operator can change).
+int start_failed(const std::string& what);
+int start_refused(const std::string& what);
+int start_failed(const Error& e);
+
 // Returns the process exit status: 0 after a clean shutdown (SIGINT or
 // SIGTERM); kExitRefused when a start is refused; 1 when it cannot start
 // for a reason a restart may cure (the store or a port not reachable yet,
