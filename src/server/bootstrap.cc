@@ -1,5 +1,6 @@
 #include "server/bootstrap.h"
 
+#include "core/store_keys.h"
 #include "core/timestamp.h"
 #include "net/ca.h"
 #include "net/secrets.h"
@@ -130,6 +131,18 @@ Result<std::string> writer_id_of(const fs::path& dir) {
   auto identity = parse_identity(dir / "identity.json", *text);
   if (!identity) return identity.error();
   return identity->writer_id;
+}
+
+// The first key under chunks/ in the store, if any.
+Result<std::optional<std::string>> first_chunk_key(store::ObjectStore& store) {
+  std::string token;
+  do {  // a page may be empty while more follow
+    auto page = store.list(kChunkKeyPrefix, token, 1);
+    if (!page) return page.error();
+    if (!page->objects.empty()) return std::optional<std::string>(page->objects.front().key);
+    token = std::move(page->next_token);
+  } while (!token.empty());
+  return std::optional<std::string>();
 }
 
 }  // namespace
@@ -277,6 +290,20 @@ Result<WriterIdentity> bootstrap_or_load(const BootstrapConfig& c, store::Object
                          fmt::format("store {} already belongs to Writer {} (bootstrapped from another data "
                                      "directory); refusing to bootstrap a second Writer on it. Nothing was written.",
                                      store_url->canonical, **owner));
+    }
+    // Chunks without a discovery record: another Writer's data whose record
+    // is gone. A new Writer would write chunks under the same keys (the
+    // same stream names and numbers) and, not able to decode the old ones
+    // with its new key, overwrite them.
+    auto chunk = first_chunk_key(store);
+    if (!chunk) return chunk.error();
+    if (*chunk) {
+      return Error::make(errc::conflict,
+                         fmt::format("store {} holds chunks ({}) but no discovery record: they are another Writer's, "
+                                     "whose record is gone; refusing to bootstrap a new Writer on it (it could "
+                                     "overwrite them). Start that Writer's data directory on it (its next start "
+                                     "writes the record again), or use an empty store. Nothing was written.",
+                                     store_url->canonical, **chunk));
     }
     auto writer_id = net::random_hex(8);
     auto token = net::random_hex(16);

@@ -2,17 +2,19 @@
 // and the CA warning. The data directory is bootstrapped for real (internal
 // CA, files on disk); "now" is passed in, so years ahead are cheap.
 
+#include "server/bootstrap.h"
+
+#include "core/store_keys.h"
 #include "net/ca.h"
 #include "net/secrets.h"
-#include "server/bootstrap.h"
 #include "store/memory_store.h"
 
 #include <gtest/gtest.h>
-#include <sys/stat.h>
 
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <sys/stat.h>
 
 namespace horizon::server {
 namespace {
@@ -286,6 +288,39 @@ TEST_F(Renewal, AnUnreadableIdentityFileIsAnIoErrorNotDamage) {
   fs::remove(dir_ / "identity.json");
   std::ofstream(dir_ / "identity.json", std::ios::binary) << good;
   EXPECT_TRUE(bootstrap_or_load(BootstrapConfig{dir_.string(), "memory://x", "127.0.0.1"}, *store_));
+}
+
+// A store with chunks but no discovery record holds another Writer's data
+// (its record was removed by hand): a new Writer would write its chunks
+// under the same keys and, unable to decode the old ones, overwrite them.
+TEST(Bootstrap, AStoreWithChunksButNoDiscoveryRecordIsRefusedAndNothingIsWritten) {
+  const fs::path dir = fs::temp_directory_path() / ("eh-boot-chunks-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  auto store = store::make_memory_store();
+  ASSERT_TRUE(store->put("other/thing", "not a chunk"));
+  const std::string key = chunk_key(StreamName::parse("/orders").value(), 3);
+  ASSERT_TRUE(store->put(key, "another Writer's chunk"));
+  auto refused = bootstrap_or_load(BootstrapConfig{dir.string(), "memory://x", "127.0.0.1"}, *store);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, errc::conflict);
+  EXPECT_NE(refused.error().message.find("holds chunks (" + key + ") but no discovery record"), std::string::npos)
+      << refused.error().message;
+  EXPECT_FALSE(fs::exists(dir / "identity.json"));
+  EXPECT_FALSE(fs::exists(dir / "client.env"));
+  EXPECT_FALSE(fs::exists(dir / "tls"));
+  EXPECT_EQ(store->get(key).value().value(), "another Writer's chunk");
+
+  // Other objects alone do not stop a bootstrap.
+  ASSERT_TRUE(store->remove(key));
+  auto id = bootstrap_or_load(BootstrapConfig{dir.string(), "memory://x", "127.0.0.1"}, *store);
+  ASSERT_TRUE(id) << id.error().message;
+  EXPECT_TRUE(id->fresh);
+  // The Writer's own chunks do not stop its restarts.
+  ASSERT_TRUE(store->put(key, "its own chunk"));
+  auto again = bootstrap_or_load(BootstrapConfig{dir.string(), "memory://x", "127.0.0.1"}, *store);
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_EQ(again->writer_id, id->writer_id);
+  fs::remove_all(dir);
 }
 
 }  // namespace

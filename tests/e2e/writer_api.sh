@@ -310,12 +310,18 @@ check "data survives restart" "2502" "$(printf '%s' "$BODY" | grep -c '')"
 out=$("$HORIZON" writer --data "$TMP/other" --store "file://$DATA/store" --api 127.0.0.1:0 --metrics 127.0.0.1:0 2>&1); rc=$?
 check "foreign store exit (78: refused, not to be restarted)" "78" "$rc"
 contains "foreign store message" "already belongs to Writer" "$out"
+# chunks without a discovery record (another Writer's, its record removed): no bootstrap on them
+mkdir -p "$TMP/orphans/chunks/s/orders" && printf 'x' >"$TMP/orphans/chunks/s/orders/~00000000000000000000.ehc"
+out=$("$HORIZON" writer --data "$TMP/other" --store "file://$TMP/orphans" --api 127.0.0.1:0 --metrics 127.0.0.1:0 2>&1); rc=$?
+check "orphan chunks exit (78: refused)" "78" "$rc"
+contains "orphan chunks message" "holds chunks (chunks/s/orders/~00000000000000000000.ehc) but no discovery record" "$out"
+check "orphan chunks kept" "x" "$(cat "$TMP/orphans/chunks/s/orders/~00000000000000000000.ehc")"
 out=$("$HORIZON" writer --data "$TMP/other" --sync-pacing 0.5 --api 127.0.0.1:0 --metrics 127.0.0.1:0 2>&1); rc=$?
 check "a refused flag exits 78" "78" "$rc"; contains "a refused flag: the message" "--sync-pacing 0.5 must be" "$out"
 [ ! -e "$TMP/other/client.env" ] && pass || fail "refused bootstrap wrote client.env"
 
 # --- path traversal (E5): names never became paths; nothing outside the data directory
-find "$TMP" -mindepth 1 -maxdepth 1 -newer "$TMP/10000.json" ! -name data ! -name other ! -name mitm ! -name xdg-cache ! -name '*.txt' ! -name '*.json' \
+find "$TMP" -mindepth 1 -maxdepth 1 -newer "$TMP/10000.json" ! -name data ! -name other ! -name orphans ! -name mitm ! -name xdg-cache ! -name '*.txt' ! -name '*.json' \
   ! -name '*.body' ! -name '*.err' ! -name writer.log | grep . && fail "files created outside the data directory" || pass
 check "data dir top level" "ca.pem chunks client.env identity.json LOCK snapshot store tls wal" \
   "$(ls "$DATA" | sort -f | tr '\n' ' ' | sed 's/ $//')"
