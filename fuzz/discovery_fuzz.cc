@@ -1,7 +1,9 @@
-// libFuzzer target: the discovery record parser (docs/format/discovery.md),
-// which every client runs on what the store holds. Invariants: no crash;
-// an accepted record has the documented field shapes, and serializing it
-// parses back to the same record.
+// libFuzzer target: the parsers of the store's records under _horizon/:
+// the discovery record (docs/format/discovery.md), which every client runs
+// on what the store holds, and the history mark (docs/format/history-mark.md),
+// which the Writer reads at start. Invariants: no crash; an accepted record
+// has the documented field shapes, and serializing it parses back to the
+// same record.
 #include "core/text.h"
 #include "server/discovery.h"
 
@@ -24,6 +26,13 @@ bool lower_hex(const std::string& s, std::size_t n) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view in(reinterpret_cast<const char*>(data), size);
+  if (auto m = horizon::server::parse_history_mark(in); m) {
+    if (!lower_hex(m->writer_id, 16)) __builtin_trap();
+    auto again = horizon::server::parse_history_mark(horizon::server::serialize_history_mark(*m));
+    if (!again || !(*again == *m)) __builtin_trap();
+  } else if (m.error().message.rfind("history mark: ", 0) != 0) {
+    __builtin_trap();
+  }
   auto r = horizon::server::parse_discovery(in);
   if (!r) {
     if (r.error().message.rfind("discovery record: ", 0) != 0) __builtin_trap();

@@ -6,6 +6,7 @@
 
 #include "codec/chunk_codec.h"
 #include "core/store_keys.h"
+#include "server/discovery.h"
 #include "server/shipper.h"
 #include "wal/failpoint.h"
 #include "wal/filename.h"
@@ -13,6 +14,7 @@
 #include "writer/engine.h"
 #include "writer/test_util.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -727,6 +729,75 @@ TEST(Shipper, CrashBetweenUploadAndMarkReshipsAReadableObject) {
     EXPECT_EQ(events, 120u);  // two lines per batch
   }
   EXPECT_GE(fired, 10u) << "registered failpoint ship.after_upload_before_mark never (or too rarely) fired";
+}
+
+// The history mark (docs/format/history-mark.md): written after a pass that
+// shipped chunks, with a commit the engine had made durable (so a power
+// cut and recovery never end below it); a data directory that recovers
+// below it is refused; a damaged mark or another Writer's is let pass; a
+// mark that could not be written is written after the next pass.
+TEST(Shipper, TheHistoryMarkFollowsShippedChunksAndRefusesAnOlderDataDirectory) {
+  const std::string id = "0123456789abcdef";
+  const std::string mark_key(server::kHistoryKey);
+  server::ShipperOptions o;
+  o.writer_id = id;
+  World w;
+  {
+    server::Shipper idle(*w.engine, *w.store, w.key, o, nullptr);
+    ASSERT_TRUE(idle.ship_pending());
+    EXPECT_FALSE(w.store->get(mark_key).value()) << "nothing shipped: no mark";
+  }
+  w.fill_a_and_s();
+  int mark_puts = 0;
+  HookedStore once_down(*w.store, [&](const std::string& k) -> Result<void> {
+    if (k != mark_key) return {};
+    if (++mark_puts == 1) return Error::make(errc::not_ready, "store down (test)");
+    return {};
+  });
+  {
+    server::Shipper shipper(*w.engine, once_down, w.key, o, nullptr);
+    auto r = shipper.ship_pending();
+    ASSERT_TRUE(r) << r.error().message << " (a mark that cannot be written is no shipping failure)";
+    EXPECT_GE(*r, 4u);
+    EXPECT_FALSE(w.store->get(mark_key).value());
+    ASSERT_TRUE(shipper.ship_pending());  // nothing left to ship: writes the mark it owes
+    EXPECT_EQ(mark_puts, 2);
+  }
+  auto mark = server::parse_history_mark(w.store->get(mark_key).value().value());
+  ASSERT_TRUE(mark) << mark.error().message;
+  EXPECT_EQ(mark->writer_id, id);
+  EXPECT_EQ(mark->commit, w.engine->last_commit());
+  EXPECT_GT(mark->commit, 60u);
+
+  // A power cut right after it: recovery ends at the mark or later.
+  w.fs.crash_now();
+  w.engine.reset();
+  w.fs.restart();
+  w.open_engine();
+  EXPECT_GE(w.engine->last_commit(), mark->commit);
+  EXPECT_TRUE(server::check_history_mark(*w.store, id, w.engine->last_commit(), "D"));
+
+  // An older data directory is refused, naming both commits and the way on.
+  auto refused = server::check_history_mark(*w.store, id, mark->commit - 1, "D");
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, errc::conflict);
+  const std::string& m = refused.error().message;
+  EXPECT_NE(m.find(fmt::format("data directory D is older than its store: it recovered to WAL commit {}, but this "
+                               "Writer had reached commit {} when it last shipped chunks",
+                               mark->commit - 1, mark->commit)),
+            std::string::npos)
+      << m;
+  EXPECT_NE(m.find("remove _horizon/history.json from the store"), std::string::npos) << m;
+
+  // Another Writer's mark, or a damaged one, does not stop a start.
+  EXPECT_TRUE(server::check_history_mark(*w.store, "fedcba9876543210", 0, "D"));
+  ASSERT_TRUE(w.store->put(mark_key, "{\"writer_id\":"));
+  EXPECT_TRUE(server::check_history_mark(*w.store, id, 0, "D"));
+  // A store that cannot be read is an error as it is (the start fails, curable).
+  w.store->fail_gets = 1;
+  auto down = server::check_history_mark(*w.store, id, 0, "D");
+  ASSERT_FALSE(down);
+  EXPECT_EQ(down.error().code, errc::not_ready);
 }
 
 }  // namespace

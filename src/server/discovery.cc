@@ -17,6 +17,17 @@ namespace {
 
 Error damaged(std::string_view why) { return Error::make(errc::corruption, fmt::format("discovery record: {}", why)); }
 
+// One JSON object of at most `max` bytes; errors are corruption, "<what>: <why>".
+Result<json::object> parse_object(std::string_view text, std::size_t max, std::string_view what) {
+  auto bad = [&](std::string_view why) { return Error::make(errc::corruption, fmt::format("{}: {}", what, why)); };
+  if (text.size() > max) return bad(fmt::format("{} bytes (at most {})", text.size(), max));
+  boost::system::error_code ec;
+  json::value v = json::parse(text, ec);
+  if (ec) return bad(fmt::format("not JSON ({})", ec.message()));
+  if (!v.is_object()) return bad("not a JSON object");
+  return std::move(v.as_object());
+}
+
 bool is_lower_hex(std::string_view s) {
   return std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
 }
@@ -42,14 +53,9 @@ std::string serialize_discovery(const DiscoveryRecord& r) {
 }
 
 Result<DiscoveryRecord> parse_discovery(std::string_view text) {
-  if (text.size() > kMaxDiscoveryBytes) {
-    return damaged(fmt::format("{} bytes (at most {})", text.size(), kMaxDiscoveryBytes));
-  }
-  boost::system::error_code ec;
-  json::value v = json::parse(text, ec);
-  if (ec) return damaged(fmt::format("not JSON ({})", ec.message()));
-  if (!v.is_object()) return damaged("not a JSON object");
-  const json::object& o = v.as_object();
+  auto parsed = parse_object(text, kMaxDiscoveryBytes, "discovery record");
+  if (!parsed) return parsed.error();
+  const json::object& o = *parsed;
   DiscoveryRecord r;
   for (auto [name, out] : {std::pair<const char*, std::string*>{"writer_id", &r.writer_id},
                            {"api", &r.api},
@@ -79,6 +85,44 @@ Result<DiscoveryRecord> parse_discovery(std::string_view text) {
   }
   if (!Timestamp::parse(r.updated)) return damaged("\"updated\" is not a timestamp (YYYY-MM-DDTHH:MM:SS.mmmZ)");
   return r;
+}
+
+std::string serialize_history_mark(const HistoryMark& m) {
+  json::object o;
+  o["writer_id"] = m.writer_id;
+  o["commit"] = m.commit;
+  o["updated"] = m.updated;
+  return json::serialize(o) + "\n";
+}
+
+Result<HistoryMark> parse_history_mark(std::string_view text) {
+  auto bad = [](std::string_view why) { return Error::make(errc::corruption, fmt::format("history mark: {}", why)); };
+  auto parsed = parse_object(text, kMaxHistoryBytes, "history mark");
+  if (!parsed) return parsed.error();
+  const json::object& o = *parsed;
+  HistoryMark m;
+  const json::value* id = o.if_contains("writer_id");
+  if (id == nullptr) return bad("no \"writer_id\"");
+  if (!id->is_string() || id->get_string().size() != 16 || !is_lower_hex(id->get_string())) {
+    return bad("\"writer_id\" is not 16 lower-case hex characters");
+  }
+  m.writer_id = std::string(id->get_string());
+  const json::value* commit = o.if_contains("commit");
+  if (commit == nullptr) return bad("no \"commit\"");
+  if (commit->is_uint64()) {
+    m.commit = commit->get_uint64();
+  } else if (commit->is_int64() && commit->get_int64() >= 0) {
+    m.commit = static_cast<std::uint64_t>(commit->get_int64());
+  } else {
+    return bad("\"commit\" is not a non-negative integer");
+  }
+  const json::value* updated = o.if_contains("updated");
+  if (updated == nullptr) return bad("no \"updated\"");
+  if (!updated->is_string() || !Timestamp::parse(updated->get_string())) {
+    return bad("\"updated\" is not a timestamp (YYYY-MM-DDTHH:MM:SS.mmmZ)");
+  }
+  m.updated = std::string(updated->get_string());
+  return m;
 }
 
 }  // namespace horizon::server

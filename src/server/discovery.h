@@ -41,4 +41,26 @@ std::string serialize_discovery(const DiscoveryRecord& record);
 // host:port"). Unknown fields are ignored (a newer Writer may add some).
 [[nodiscard]] Result<DiscoveryRecord> parse_discovery(std::string_view text);
 
+// The history mark (docs/format/history-mark.md): how far this Writer's
+// history had come (its last durable WAL commit) when it last shipped
+// chunks. The shipper rewrites it after each pass that shipped any; the
+// Writer reads it at start, and a data directory that recovers to an
+// earlier commit is older than what the store holds (a restored backup, or
+// a copy): the start is refused.
+inline constexpr std::string_view kHistoryKey = "_horizon/history.json";
+inline constexpr std::size_t kMaxHistoryBytes = 4096;
+
+struct HistoryMark {
+  std::string writer_id;     // 16 lower-case hex characters
+  std::uint64_t commit = 0;  // a durable commit number of that Writer's WAL
+  std::string updated;       // when it was written (timestamp format of SPEC §3)
+
+  bool operator==(const HistoryMark&) const = default;
+};
+
+std::string serialize_history_mark(const HistoryMark& mark);
+// Errors: corruption, naming the field ("history mark: \"commit\" is not
+// a non-negative integer"). Unknown fields are ignored.
+[[nodiscard]] Result<HistoryMark> parse_history_mark(std::string_view text);
+
 }  // namespace horizon::server

@@ -1,4 +1,5 @@
-// Golden test: docs/format/discovery.md. The document's example record
+// Golden tests: docs/format/discovery.md and docs/format/history-mark.md.
+// The discovery document's example record
 // parses, and serializing it gives the same bytes (so the document shows
 // exactly what the Writer writes); each row of its refusal table, applied to
 // the example, is refused with the reason the table gives. Plus the record
@@ -68,11 +69,14 @@ TEST(DiscoveryDoc, TheExampleIsWhatTheWriterWrites) {
   EXPECT_EQ(serialize_discovery(*r), example);
 }
 
-TEST(DiscoveryDoc, EveryRefusalOfTheTable) {
-  const std::string doc = read_doc();
-  const json::object example = json::parse(section(doc, "record")).as_object();
+// Each row of a refusal table ("field | value | reason"), applied to the
+// example: `parse` refuses it as corruption with "<prefix><reason>".
+template <typename Parse>
+void check_refusal_table(const std::string& doc, const std::string& example_section, Parse parse,
+                         const std::string& prefix, std::size_t min_rows) {
+  const json::object example = json::parse(section(doc, example_section)).as_object();
   const auto rows = table_rows(section(doc, "refusals"));
-  ASSERT_GE(rows.size(), 10u);
+  ASSERT_GE(rows.size(), min_rows);
   for (const auto& row : rows) {
     ASSERT_EQ(row.size(), 3u);
     json::object o = example;
@@ -81,11 +85,43 @@ TEST(DiscoveryDoc, EveryRefusalOfTheTable) {
     } else {
       o[row[0]] = json::parse(row[1]);
     }
-    auto r = parse_discovery(json::serialize(o) + "\n");
+    auto r = parse(json::serialize(o) + "\n");
     ASSERT_FALSE(r) << row[0] << " = " << row[1];
     EXPECT_EQ(r.error().code, errc::corruption);
-    EXPECT_EQ(r.error().message, "discovery record: " + row[2]) << row[0] << " = " << row[1];
+    EXPECT_EQ(r.error().message, prefix + row[2]) << row[0] << " = " << row[1];
   }
+}
+
+TEST(DiscoveryDoc, EveryRefusalOfTheTable) {
+  check_refusal_table(read_doc(), "record", parse_discovery, "discovery record: ", 10);
+}
+
+// docs/format/history-mark.md
+TEST(HistoryMarkDoc, TheExampleIsWhatTheShipperWrites) {
+  const std::string doc = golden::read_source_file("docs/format/history-mark.md");
+  ASSERT_FALSE(doc.empty()) << "docs/format/history-mark.md not found";
+  const std::string example = section(doc, "mark");
+  auto m = parse_history_mark(example);
+  ASSERT_TRUE(m) << m.error().message;
+  EXPECT_EQ(*m, (HistoryMark{"3f9a1c07d2e85b64", 27, "2026-11-29T16:15:39.469Z"}));
+  EXPECT_EQ(serialize_history_mark(*m), example);
+  check_refusal_table(doc, "mark", parse_history_mark, "history mark: ", 8);
+}
+
+TEST(HistoryMark, TheWholeCommitRangeUnknownFieldsAndTooLong) {
+  for (std::uint64_t commit : {std::uint64_t{0}, std::uint64_t{1} << 63, ~std::uint64_t{0}}) {
+    const HistoryMark m{"0123456789abcdef", commit, "2026-11-29T16:15:39.469Z"};
+    auto back = parse_history_mark(serialize_history_mark(m));
+    ASSERT_TRUE(back) << back.error().message;
+    EXPECT_EQ(*back, m);
+  }
+  auto later = parse_history_mark(
+      R"({"writer_id":"0123456789abcdef","commit":5,"updated":"2026-11-29T16:15:39.469Z","later":[1]})");
+  ASSERT_TRUE(later) << later.error().message;
+  EXPECT_EQ(later->commit, 5u);
+  EXPECT_EQ(parse_history_mark("[]").error().message, "history mark: not a JSON object");
+  std::string padded(kMaxHistoryBytes + 1, ' ');
+  EXPECT_EQ(parse_history_mark(padded).error().message, "history mark: 4097 bytes (at most 4096)");
 }
 
 TEST(Discovery, RefusesWhatIsNotAnObjectAndWhatIsTooLong) {

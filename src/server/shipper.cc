@@ -1,7 +1,9 @@
 #include "server/shipper.h"
-#include "core/thread_name.h"
 
 #include "core/store_keys.h"
+#include "core/thread_name.h"
+#include "core/timestamp.h"
+#include "server/discovery.h"
 #include "wal/failpoint.h"
 
 #include <fmt/format.h>
@@ -104,8 +106,55 @@ Result<std::size_t> Shipper::ship_pending() {
     // back the chunks queued after it.
     if (r.error().code == errc::not_ready || ++failed_in_a_row >= kFailuresPerPass) break;
   }
+  // The mark follows the chunks: a pass that shipped some writes it, and
+  // one that could not write it tries again after its next pass that had
+  // no failure (not while the store is down: that would only add timeouts).
+  if (n > 0) mark_pending_ = true;
+  if (mark_pending_ && !options_.writer_id.empty() && (n > 0 || !first_failure)) {
+    if (auto r = write_history_mark(); r) {
+      mark_pending_ = false;
+    } else if (!stopping_.load()) {
+      spdlog::warn("cannot write the history mark {}: {} (written again after the next pass)", kHistoryKey,
+                   r.error().message);
+    }
+  }
   if (first_failure) return *first_failure;
   return n;
+}
+
+Result<void> check_history_mark(store::ObjectStore& store, const std::string& writer_id, std::uint64_t recovered_commit,
+                                const std::string& data_dir) {
+  auto text = store.get(std::string(kHistoryKey));
+  if (!text) return text.error();
+  if (!*text) return {};
+  auto mark = parse_history_mark(**text);
+  if (!mark) {
+    spdlog::warn("{} in store {}: {}; ignored (the next shipped chunk writes it again)", kHistoryKey, store.describe(),
+                 mark.error().message);
+    return {};
+  }
+  if (mark->writer_id != writer_id) {
+    spdlog::warn("{} in store {} names Writer {}, not {}; ignored (the next shipped chunk writes it again)",
+                 kHistoryKey, store.describe(), mark->writer_id, writer_id);
+    return {};
+  }
+  if (mark->commit <= recovered_commit) return {};
+  return Error::make(
+      errc::conflict,
+      fmt::format("data directory {} is older than its store: it recovered to WAL commit {}, but this Writer had "
+                  "reached commit {} when it last shipped chunks ({}, {} in store {}). It is a restored older backup "
+                  "or a copy of the data directory (or its disk lost writes it had confirmed): the appends "
+                  "acknowledged after commit {} are not in it, and the "
+                  "store may hold chunks of the newer history. Refusing to start. Start the newer data directory if "
+                  "it still exists; to go on with this one anyway (docs/operations.md, \"Backups\"), remove {} "
+                  "from the store",
+                  data_dir, recovered_commit, mark->commit, mark->updated, kHistoryKey, store.describe(),
+                  recovered_commit, kHistoryKey));
+}
+
+Result<void> Shipper::write_history_mark() {
+  HistoryMark mark{options_.writer_id, engine_.last_commit(), Timestamp::now().to_string()};
+  return store_.put(std::string(kHistoryKey), serialize_history_mark(mark));
 }
 
 void Shipper::start() {

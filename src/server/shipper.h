@@ -12,7 +12,9 @@
 // same store) is never overwritten: the chunk stays queued with a conflict
 // error (RELIABILITY A2: no chunk shipped twice with different bytes). One
 // that does not decode (a damaged body a faulty store kept) is uploaded
-// again. While the store is down it
+// again. After each pass that shipped chunks it writes the history mark
+// (docs/format/history-mark.md), by which a later start recognises an
+// older copy of the data directory. While the store is down it
 // retries forever with capped exponential backoff and full jitter; appends
 // are never affected (they only touch the local disk).
 //
@@ -38,6 +40,10 @@ struct ShipperOptions {
   std::chrono::milliseconds poll{250};          // how often the queue is looked at when idle
   std::chrono::milliseconds backoff_initial{200};
   std::chrono::milliseconds backoff_max{60'000};
+  // Not empty: after each pass that shipped chunks, the history mark
+  // (discovery.h, kHistoryKey) is written with this Writer id and the
+  // engine's last commit.
+  std::string writer_id;
 };
 
 struct ShipperMetrics {
@@ -84,6 +90,7 @@ class Shipper {
   // The chunk is in the store, verified: the engine may free it.
   Result<void> mark_shipped(const writer::ShipJob& job, std::size_t raw_bytes, std::size_t stored_bytes);
   void loop();
+  Result<void> write_history_mark();
 
   writer::Engine& engine_;
   store::ObjectStore& store_;
@@ -94,9 +101,21 @@ class Shipper {
   std::mutex mu_;
   std::condition_variable cv_;
   std::atomic<bool> stopping_{false};  // written under mu_ (for cv_), read anywhere
+  bool mark_pending_ = false;          // chunks shipped since the last history mark (ship_pending's thread)
   bool woken_ = false;                 // GUARDED_BY(mu_)
   bool running_ = false;               // GUARDED_BY(mu_): the loop thread has not returned yet
   std::thread thread_;
 };
+
+// At start, after the engine recovered to `recovered_commit`: refuses
+// (errc::conflict, the message says what happened and what to do) when the
+// store's history mark says this Writer had reached a later durable commit
+// when it last shipped chunks: the data directory is an older copy (a
+// restored backup, or a copy of it) than the history the store holds. A
+// missing mark passes; a damaged one, or one of another Writer, is logged
+// and passes (the next shipped chunk rewrites it). Store errors are
+// returned as they are.
+[[nodiscard]] Result<void> check_history_mark(store::ObjectStore& store, const std::string& writer_id,
+                                              std::uint64_t recovered_commit, const std::string& data_dir);
 
 }  // namespace horizon::server

@@ -272,6 +272,12 @@ int run_writer(WriterOptions o) {
                (*engine)->stream_names().size(), rec.commits_replayed, rec.torn_tail_bytes,
                rec.torn_tail_bytes > 0 ? " (a torn record and/or stale bytes of a recycled segment file)" : "");
 
+  // A data directory older than the history the store holds (a restored
+  // backup, a copy) would seal chunks again with other lines.
+  if (auto r = check_history_mark(**store, identity->writer_id, (*engine)->last_commit(), o.data_dir); !r) {
+    return start_failed(r.error());
+  }
+
   // Long-term storage: ship sealed chunks to the store in the background.
   auto master_key = codec::MasterKey::parse_hex(identity->master_key);
   if (!master_key)
@@ -280,6 +286,7 @@ int run_writer(WriterOptions o) {
   ShipperOptions shipper_options;
   shipper_options.backoff_max =
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::duration<double>(o.ship_backoff_max_seconds));
+  shipper_options.writer_id = identity->writer_id;
   Shipper shipper(**engine, **store, *master_key, shipper_options, &shipper_metrics);
   shipper.start();
   ship_now.store(&shipper, std::memory_order_release);

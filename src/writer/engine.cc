@@ -1739,6 +1739,11 @@ std::vector<StreamName> Engine::stream_names() const {
   return out;
 }
 
+std::uint64_t Engine::last_commit() const {
+  std::shared_lock lock(committed_mu_);
+  return committed_.last_commit_no;
+}
+
 std::vector<ShipJob> Engine::ship_queue() const {
   std::shared_lock lock(committed_mu_);
   std::vector<ShipJob> out;

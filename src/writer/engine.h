@@ -213,6 +213,10 @@ class Engine {
   [[nodiscard]] Result<std::vector<StreamName>> subscriptions_of(const StreamName& stream) const;
   std::vector<StreamName> stream_names() const;
   std::vector<ShipJob> ship_queue() const;
+  // The number of the last durable commit (docs/format/wal.md: commit
+  // numbers increase by one over the data directory's life; after a
+  // recovery, the last one replayed). Only grows while the engine runs.
+  std::uint64_t last_commit() const;
 
   // Starts a new WAL segment, syncs the chunk files, writes an atomic
   // snapshot and drops the old segments; returns when all of it is done
