@@ -162,7 +162,13 @@ int run_pusher(const ClientFlags& flags, const PusherCommand& cmd) {
         fmt::format("--endpoint \"{}\" must be an http:// or https:// URL: {}", cmd.endpoint, *problem));
   }
   auto cfg = resolve_client_config(flags);
-  if (!cfg) return server::start_failed(cfg.error());
+  // Only a configuration error is refused. A damaged discovery record
+  // (corruption) is mended by the Writer's next start (it rewrites its
+  // record), so it is worth a restart, unlike the Writer's own refusals.
+  if (!cfg) {
+    return cfg.error().code == errc::invalid_argument ? server::start_refused(cfg.error().message)
+                                                      : server::start_failed(cfg.error().message);
+  }
   // One store for chunks and the discovery record: stopping cancels both.
   std::shared_ptr<store::ObjectStore> store = cfg->locator->store();
   std::shared_ptr<codec::MasterKey> key;

@@ -263,6 +263,11 @@ out=$(HORIZON_DATA="" STORE="file://$TMP/mitm/store" HORIZON_TOKEN=$TOKEN "$HORI
 [ $rc -ne 0 ] && pass || fail "cli accepted a damaged discovery record"
 check "damaged discovery refusal is one line" 1 "$(printf '%s\n' "$out" | wc -l)"
 contains "cli names the damaged field" 'discovery record: "api" is not a string' "$out"
+# A Pusher exits 1 on it, to be restarted: the Writer's next start mends its record.
+out=$(HORIZON_DATA="" STORE="file://$TMP/mitm/store" HORIZON_TOKEN=$TOKEN timeout 10 "$HORIZON" pusher \
+  --endpoint http://127.0.0.1:9/push --proxy off 2>&1); rc=$?
+check "pusher on a damaged discovery record exits 1 (restart)" 1 "$rc"
+contains "pusher names the damaged field" 'discovery record: "api" is not a string' "$out"
 # A Pusher's --endpoint that libcurl cannot use is refused at start, never retried.
 for endpoint in notaurl ftp://x/y 'https://[::1/x' 'http://a b/push'; do
   out=$(timeout 10 "$HORIZON" pusher --endpoint "$endpoint" --proxy off 2>&1); rc=$?
