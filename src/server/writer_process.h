@@ -50,9 +50,11 @@ inline constexpr int kExitStorageFailed = 74;
 
 // The exit status of a start refused for a reason only the operator can
 // change (EX_CONFIG): a flag, a descriptor limit too low, a store that
-// belongs to another Writer or a data directory bound to another store, a
-// damaged identity or discovery record. A supervisor should not restart it
-// (contrib/systemd: RestartPreventExitStatus=78).
+// belongs to another Writer (or holds chunks but no discovery record) or a
+// data directory bound to another store, a damaged identity or discovery
+// record, a data directory older than its store (the history mark). A
+// supervisor should not restart it (contrib/systemd:
+// RestartPreventExitStatus=78).
 inline constexpr int kExitRefused = 78;
 
 // For the starts of `horizon writer` and `horizon pusher`: each logs `what`
