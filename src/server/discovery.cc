@@ -32,6 +32,9 @@ bool is_lower_hex(std::string_view s) {
   return std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
 }
 
+// A Writer id (identity.json): 16 lower-case hex characters.
+bool is_writer_id(std::string_view s) { return s.size() == 16 && is_lower_hex(s); }
+
 // "host:port" with a port a client can connect to (1-65535).
 bool is_address(const std::string& s) {
   std::string host;
@@ -68,7 +71,7 @@ Result<DiscoveryRecord> parse_discovery(std::string_view text) {
     if (!f->is_string()) return damaged(fmt::format("\"{}\" is not a string", name));
     *out = std::string(f->get_string());
   }
-  if (r.writer_id.size() != 16 || !is_lower_hex(r.writer_id)) {
+  if (!is_writer_id(r.writer_id)) {
     return damaged("\"writer_id\" is not 16 lower-case hex characters");
   }
   if (!is_address(r.api)) return damaged("\"api\" is not host:port (port 1-65535)");
@@ -103,7 +106,7 @@ Result<HistoryMark> parse_history_mark(std::string_view text) {
   HistoryMark m;
   const json::value* id = o.if_contains("writer_id");
   if (id == nullptr) return bad("no \"writer_id\"");
-  if (!id->is_string() || id->get_string().size() != 16 || !is_lower_hex(id->get_string())) {
+  if (!id->is_string() || !is_writer_id(id->get_string())) {
     return bad("\"writer_id\" is not 16 lower-case hex characters");
   }
   m.writer_id = std::string(id->get_string());
